@@ -1,0 +1,52 @@
+"""The ``tvbench`` command: one entry point, one module per sub-command, imported only when used.
+
+Each command module defines ``add_arguments(parser)`` and ``run(args) -> int`` (the exit status).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+# command -> (module, one-line help). Modules are imported lazily so that `tvbench metrics` never loads torch.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "models": ("benchmark.models_cli", "list the registered models and their configs"),
+    "metrics": ("benchmark.metrics_cli", "retrieval metrics (R@1/5/10, MdR, MnR) of a score matrix"),
+    "data": ("benchmark.data.cli", "generate SynthVTT, check a benchmark's files"),
+    "pretrain": ("benchmark.pretrain", "pretrain the tiny CLIP stand-in on SynthVTT's image-caption set"),
+    "train": ("benchmark.train", "train a registered model on a preset (DDP with torchrun)"),
+    "evaluate": ("benchmark.evaluate", "evaluate a checkpoint (or a zero-shot model) into a run record"),
+    "efficiency": ("benchmark.efficiency", "parameters, FLOPs/MACs and latency of a model"),
+    "leaderboard": ("leaderboard.cli", "submit, show, compare and render leaderboard entries"),
+    "cite": ("leaderboard.cite", "result tables with citation keys, BibTeX and CITATION.cff"),
+    "reproduce": ("benchmark.reproduce", "run the whole study for a preset and write its report"),
+}
+
+
+def _overview() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tvbench", description="Text-video retrieval benchmark suite.")
+    parser.add_argument("command", choices=sorted(COMMANDS), help="sub-command")
+    lines = [f"  {name:<12} {help_}" for name, (_, help_) in COMMANDS.items()]
+    parser.epilog = "commands:\n" + "\n".join(lines)
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse `argv` (default: sys.argv[1:]), run the chosen command and return its exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in COMMANDS:
+        _overview().parse_args(argv[:1] or ["--help"])
+        return 2
+    name, rest = argv[0], argv[1:]
+    module = importlib.import_module(COMMANDS[name][0])
+    parser = argparse.ArgumentParser(prog=f"tvbench {name}", description=COMMANDS[name][1])
+    module.add_arguments(parser)
+    args = parser.parse_args(rest)
+    return int(module.run(args) or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
