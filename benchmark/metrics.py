@@ -1,0 +1,322 @@
+"""Retrieval metrics over score matrices: a functional core that counts, per query, how many candidates beat or tie
+the relevant one, and derives ranks, R@K, MdR and MnR from those counts under a named tie policy.
+
+Counting (not sorting) in row/column chunks keeps a 20,000 x 20,000 memmap within a bounded amount of extra memory,
+and keeps the per-query counts exact, so every tie policy (and CLIP4Clip's legacy output) follows from them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+TiePolicy = Literal["random", "optimistic", "pessimistic", "legacy"]
+V2TProtocol = Literal["max-over-captions", "all-captions"]
+TIE_POLICIES: tuple[str, ...] = ("random", "optimistic", "pessimistic", "legacy")
+V2T_PROTOCOLS: tuple[str, ...] = ("max-over-captions", "all-captions")
+RECALL_KS: tuple[int, ...] = (1, 5, 10)
+DEFAULT_BLOCK_BYTES = 128 * 2**20
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    """A reported metric and its direction (MdR and MnR: lower is better)."""
+
+    name: str
+    higher_is_better: bool
+    description: str
+
+
+METRICS: dict[str, MetricInfo] = {
+    "R@1": MetricInfo("R@1", True, "percent of queries whose relevant item is ranked first"),
+    "R@5": MetricInfo("R@5", True, "percent of queries whose relevant item is in the top 5"),
+    "R@10": MetricInfo("R@10", True, "percent of queries whose relevant item is in the top 10"),
+    "MdR": MetricInfo("MdR", False, "median rank of the relevant item (1 = first)"),
+    "MnR": MetricInfo("MnR", False, "mean rank of the relevant item (1 = first)"),
+}
+
+
+class ScoreMatrixError(ValueError):
+    """A score matrix or ground truth that cannot be evaluated; the message says what is wrong and where."""
+
+
+def _check_policy(ties: str) -> None:
+    if ties not in TIE_POLICIES:
+        raise ValueError(f"Unknown tie policy `{ties}`. Use one of: {', '.join(TIE_POLICIES)}.")
+
+
+@dataclass(frozen=True)
+class QueryRanks:
+    """Per-query counts against the best relevant candidate's score s: candidates that are not relevant and score
+    strictly above s (`greater`) or exactly s (`tied_other`), and relevant candidates scoring exactly s
+    (`tied_relevant`, 1 when a query has one relevant item)."""
+
+    greater: np.ndarray
+    tied_other: np.ndarray
+    tied_relevant: np.ndarray
+
+    def __post_init__(self) -> None:
+        arrays = [np.asarray(a, dtype=np.int64) for a in (self.greater, self.tied_other, self.tied_relevant)]
+        if not all(a.ndim == 1 and len(a) == len(arrays[0]) for a in arrays):
+            raise ValueError("QueryRanks arrays must be one-dimensional and of equal length.")
+        if any((a < 0).any() for a in arrays) or (arrays[2] < 1).any():
+            raise ValueError("QueryRanks counts must be >= 0 and tied_relevant >= 1.")
+        for name, array in zip(("greater", "tied_other", "tied_relevant"), arrays):
+            object.__setattr__(self, name, array)
+
+    def __len__(self) -> int:
+        return len(self.greater)
+
+    def rank(self, ties: str = "random") -> np.ndarray:
+        """1-based rank of each query's first relevant item; `random` is its expectation under random tie-breaking."""
+        _check_policy(ties)
+        g, o, r = self.greater, self.tied_other, self.tied_relevant
+        if ties == "optimistic":
+            return (g + 1).astype(np.float64)
+        if ties == "pessimistic":
+            return (g + o + 1).astype(np.float64)
+        if ties == "random":
+            return g + (o + r + 1) / (r + 1)
+        raise ValueError("The `legacy` policy has no per-query rank (it emits one entry per tied candidate); "
+                         "use summarize(..., ties='legacy') or legacy_entries().")
+
+    def hits(self, k: int, ties: str = "random") -> np.ndarray:
+        """Probability (0..1) that each query's first relevant item is within the top `k`."""
+        _check_policy(ties)
+        if ties in ("optimistic", "pessimistic"):
+            return (self.rank(ties) <= k).astype(np.float64)
+        if ties == "legacy":
+            raise ValueError("The `legacy` policy has no per-query hits; use summarize(..., ties='legacy').")
+        g, o, r = self.greater, self.tied_other, self.tied_relevant
+        slots = k - g  # positions of the tied block that fall inside the top k
+        single = np.clip(slots / (o + 1), 0.0, 1.0)  # one relevant item: clip((K - g) / t, 0, 1)
+        if (r == 1).all():
+            return single
+        miss = np.ones(len(g), dtype=np.float64)  # P(the first `slots` tied positions hold no relevant item)
+        for i in range(max(0, int(min(k, slots.max(initial=0))))):
+            miss *= np.where(i < slots, np.clip(o - i, 0, None) / (o + r - i).clip(min=1), 1.0)
+        return np.where(r == 1, single, np.where(slots <= 0, 0.0, 1.0 - miss))
+
+    def legacy_entries(self) -> np.ndarray:
+        """CLIP4Clip `compute_metrics` output: one 0-based entry per tied candidate (positions g .. g+t-1)."""
+        t = self.tied_other + self.tied_relevant
+        starts = np.repeat(self.greater - np.cumsum(t) + t, t)
+        return starts + np.arange(int(t.sum()))
+
+
+def _legacy_summary(q: QueryRanks) -> dict[str, float]:
+    """CLIP4Clip's numbers, computed from the counts without materialising the duplicated entries."""
+    g, t = q.greater, q.tied_other + q.tied_relevant
+    total = int(t.sum())
+    out = {f"R@{k}": float(np.clip(k - g, 0, t).sum() * 100 / total) for k in RECALL_KS}
+    size = int((g + t).max()) + 1
+    density = np.zeros(size + 1, dtype=np.int64)
+    np.add.at(density, g, 1)
+    np.add.at(density, g + t, -1)
+    cumulative = np.cumsum(np.cumsum(density)[:-1])  # number of entries <= position p
+
+    def entry(index: int) -> int:
+        return int(np.searchsorted(cumulative, index, side="right"))
+
+    middle = total // 2
+    median = entry(middle) if total % 2 else (entry(middle - 1) + entry(middle)) / 2
+    out["MdR"] = float(median) + 1
+    out["MnR"] = float((t * g + t * (t - 1) / 2).sum() / total) + 1
+    return out
+
+
+def summarize(q: QueryRanks, ties: str = "random") -> dict[str, float]:
+    """R@1/5/10 (percent), MdR and MnR of one direction under tie policy `ties`."""
+    _check_policy(ties)
+    if len(q) == 0:
+        raise ScoreMatrixError("No queries to evaluate.")
+    if ties == "legacy":
+        return _legacy_summary(q)
+    ranks = q.rank(ties)
+    out = {f"R@{k}": math.fsum(q.hits(k, ties)) * 100 / len(q) for k in RECALL_KS}
+    out["MdR"] = float(np.median(ranks))
+    out["MnR"] = math.fsum(ranks) / len(q)
+    return out
+
+
+def per_query(q: QueryRanks, ties: str = "random") -> dict[str, np.ndarray]:
+    """Per-query values whose mean (median for MdR) gives the summary: R@K as 0/100 hits (expected under ties), rank."""
+    out = {f"R@{k}": q.hits(k, ties) * 100 for k in RECALL_KS}
+    out["rank"] = q.rank(ties)
+    return out
+
+
+# --- counting over chunks --------------------------------------------------------------------------------------
+
+
+def _as_matrix(scores: Any) -> np.ndarray:
+    """A 2-D numpy view of `scores` (numpy array, np.memmap or torch tensor) without changing its values."""
+    if hasattr(scores, "detach") and hasattr(scores, "cpu"):
+        tensor = scores.detach().cpu()
+        if str(tensor.dtype) == "torch.bfloat16":
+            tensor = tensor.float()  # exact: bf16 values are representable in float32
+        scores = tensor.numpy()
+    matrix = scores if isinstance(scores, np.ndarray) else np.asarray(scores)
+    if matrix.ndim != 2:
+        raise ScoreMatrixError(f"A score matrix must be 2-D [n_text, n_video]; got shape {matrix.shape}.")
+    if matrix.dtype.kind not in "fiu":
+        raise ScoreMatrixError(f"A score matrix must hold numbers; got dtype {matrix.dtype}.")
+    if 0 in matrix.shape:
+        raise ScoreMatrixError(f"The score matrix is empty (shape {matrix.shape}).")
+    return matrix
+
+
+def _check_index(index: Any, n_queries: int, n_candidates: int, what: str) -> np.ndarray:
+    array = np.asarray(index)
+    if array.ndim != 1 or len(array) != n_queries:
+        raise ScoreMatrixError(f"`{what}` must have one entry per row ({n_queries}); got shape {array.shape}.")
+    if array.dtype.kind not in "iu":
+        raise ScoreMatrixError(f"`{what}` must hold integer indices; got dtype {array.dtype}.")
+    bad = np.flatnonzero((array < 0) | (array >= n_candidates))
+    if len(bad):
+        raise ScoreMatrixError(
+            f"`{what}`[{bad[0]}] = {array[bad[0]]} is outside 0..{n_candidates - 1} ({len(bad)} such entries)."
+        )
+    return array.astype(np.int64)
+
+
+def _row_blocks(n_rows: int, n_cols: int, itemsize: int, block_bytes: int) -> Iterator[slice]:
+    step = max(1, block_bytes // max(1, n_cols * itemsize))
+    for start in range(0, n_rows, step):
+        yield slice(start, min(n_rows, start + step))
+
+
+class _FiniteCheck:
+    """Counts non-finite entries over the blocks of one pass and remembers the first one (row-major)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.first: tuple[int, int] | None = None
+
+    def update(self, block: np.ndarray, row0: int, col0: int = 0) -> None:
+        if block.dtype.kind != "f" or np.isfinite(block).all():
+            return
+        bad = np.argwhere(~np.isfinite(block))
+        self.count += len(bad)
+        first = (int(bad[0][0]) + row0, int(bad[0][1]) + col0)
+        if self.first is None or first < self.first:
+            self.first = first
+
+    def raise_if_bad(self, matrix: np.ndarray) -> None:
+        if self.count:
+            r, c = self.first  # type: ignore[misc]
+            raise ScoreMatrixError(
+                f"The score matrix holds {self.count} NaN/inf value(s); the first is at [{r}, {c}] "
+                f"(value {matrix[r, c]}). Fix the model's scores before evaluating."
+            )
+
+
+def rank_counts(scores: Any, relevant: Any, block_bytes: int = DEFAULT_BLOCK_BYTES) -> QueryRanks:
+    """Counts for row queries with one relevant column each (`relevant[i]` = column of row i's relevant item)."""
+    matrix = _as_matrix(scores)
+    n_rows, n_cols = matrix.shape
+    relevant = _check_index(relevant, n_rows, n_cols, "relevant")
+    greater = np.empty(n_rows, dtype=np.int64)
+    tied = np.empty(n_rows, dtype=np.int64)
+    finite = _FiniteCheck()
+    for rows in _row_blocks(n_rows, n_cols, matrix.itemsize, block_bytes):
+        block = np.asarray(matrix[rows])
+        finite.update(block, rows.start)
+        target = block[np.arange(block.shape[0]), relevant[rows]][:, None]
+        greater[rows] = np.count_nonzero(block > target, axis=1)
+        tied[rows] = np.count_nonzero(block == target, axis=1) - 1
+    finite.raise_if_bad(matrix)
+    return QueryRanks(greater, tied, np.ones(n_rows, dtype=np.int64))
+
+
+def ranks(scores: Any, relevant: Any, ties: str = "random") -> np.ndarray:
+    """1-based rank of each row query's relevant column; for `legacy`, CLIP4Clip's duplicated entries (+1)."""
+    counts = rank_counts(scores, relevant)
+    return counts.legacy_entries() + 1.0 if ties == "legacy" else counts.rank(ties)
+
+
+def _group_layout(text_to_video: np.ndarray, n_videos: int) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Texts sorted by video (stable), the start of each video's block, and whether that order is the identity
+    with one text per video (then the group maximum is the matrix itself)."""
+    counts = np.bincount(text_to_video, minlength=n_videos)
+    empty = np.flatnonzero(counts == 0)
+    if len(empty):
+        raise ScoreMatrixError(
+            f"{len(empty)} video(s) have no text (first: column {empty[0]}), so video-to-text retrieval is undefined. "
+            "Drop captionless videos from the gallery or evaluate t2v only."
+        )
+    order = np.argsort(text_to_video, kind="stable")
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    identity = len(order) == n_videos and bool((order == np.arange(n_videos)).all())
+    return order, starts, identity
+
+
+def _v2t_counts(matrix: np.ndarray, text_to_video: np.ndarray, protocol: str, block_bytes: int) -> QueryRanks:
+    """Counts for video queries, processed in column blocks: candidates are caption groups (max over each video's
+    captions) or all captions, the relevant ones being the query video's captions."""
+    n_texts, n_videos = matrix.shape
+    order, starts, identity = _group_layout(text_to_video, n_videos)
+    greater = np.empty(n_videos, dtype=np.int64)
+    tied_other = np.empty(n_videos, dtype=np.int64)
+    tied_relevant = np.ones(n_videos, dtype=np.int64)
+    step = max(1, block_bytes // max(1, n_texts * matrix.itemsize * 2))
+    for c0 in range(0, n_videos, step):
+        cols = slice(c0, min(n_videos, c0 + step))
+        videos = np.arange(cols.start, cols.stop)
+        block = np.asarray(matrix[:, cols]) if identity else np.asarray(matrix[order, cols])
+        grouped = block if identity else np.maximum.reduceat(block, starts, axis=0)  # [n_videos, width]
+        best = grouped[videos, np.arange(len(videos))][None, :]
+        if protocol == "max-over-captions":
+            greater[cols] = np.count_nonzero(grouped > best, axis=0)
+            tied_other[cols] = np.count_nonzero(grouped == best, axis=0) - 1
+            continue
+        sorted_video = text_to_video[order]
+        own = sorted_video[:, None] == videos[None, :]
+        equal = block == best
+        tied_relevant[cols] = np.count_nonzero(equal & own, axis=0)
+        greater[cols] = np.count_nonzero(block > best, axis=0)
+        tied_other[cols] = np.count_nonzero(equal, axis=0) - tied_relevant[cols]
+    return QueryRanks(greater, tied_other, tied_relevant)
+
+
+def evaluate_scores(
+    scores: Any,
+    text_to_video: Any | None = None,
+    ties: str = "random",
+    v2t: str = "max-over-captions",
+    block_bytes: int = DEFAULT_BLOCK_BYTES,
+) -> dict[str, Any]:
+    """Text-to-video and video-to-text metrics of S[n_text, n_video] plus the per-query counts.
+
+    `text_to_video[i]` is the column of text i's video (default: the diagonal of a square matrix). v2t protocols:
+    `max-over-captions` (CLIP4Clip: each video's captions collapsed by max, ranked among videos) or `all-captions`
+    (the best relevant caption ranked among all captions).
+    """
+    _check_policy(ties)
+    if v2t not in V2T_PROTOCOLS:
+        raise ValueError(f"Unknown v2t protocol `{v2t}`. Use one of: {', '.join(V2T_PROTOCOLS)}.")
+    if ties == "legacy" and v2t != "max-over-captions":
+        raise ValueError("The `legacy` tie policy reproduces CLIP4Clip, which only has the max-over-captions v2t.")
+    matrix = _as_matrix(scores)
+    n_texts, n_videos = matrix.shape
+    if text_to_video is None:
+        if n_texts != n_videos:
+            raise ScoreMatrixError(
+                f"A {n_texts} x {n_videos} matrix is not square: pass `text_to_video` (the video index of each text)."
+            )
+        text_to_video = np.arange(n_texts)
+    t2v_index = _check_index(text_to_video, n_texts, n_videos, "text_to_video")
+    t2v_counts = rank_counts(matrix, t2v_index, block_bytes)
+    v2t_counts = _v2t_counts(matrix, t2v_index, v2t, block_bytes)
+    return {
+        "t2v": summarize(t2v_counts, ties),
+        "v2t": summarize(v2t_counts, ties),
+        "ranks": {"t2v": t2v_counts, "v2t": v2t_counts},
+        "protocol": {"ties": ties, "v2t": v2t},
+        "n_texts": n_texts,
+        "n_videos": n_videos,
+    }
