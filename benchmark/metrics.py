@@ -184,12 +184,6 @@ def _check_index(index: Any, n_queries: int, n_candidates: int, what: str) -> np
     return array.astype(np.int64)
 
 
-def _row_blocks(n_rows: int, n_cols: int, itemsize: int, block_bytes: int) -> Iterator[slice]:
-    step = max(1, block_bytes // max(1, n_cols * itemsize))
-    for start in range(0, n_rows, step):
-        yield slice(start, min(n_rows, start + step))
-
-
 class _FiniteCheck:
     """Counts non-finite entries over the blocks of one pass and remembers the first one (row-major)."""
 
@@ -197,12 +191,16 @@ class _FiniteCheck:
         self.count = 0
         self.first: tuple[int, int] | None = None
 
-    def update(self, block: np.ndarray, row0: int, col0: int = 0) -> None:
-        if block.dtype.kind != "f" or np.isfinite(block).all():
+    def update(self, block: np.ndarray, rows: np.ndarray) -> None:
+        """Check one block whose i-th row is matrix row `rows[i]` (a float64 row sum is finite iff its row is,
+        barring overflow, which only costs the exact check)."""
+        if block.dtype.kind != "f" or np.isfinite(block.sum(axis=1, dtype=np.float64)).all():
+            return
+        if np.isfinite(block).all():
             return
         bad = np.argwhere(~np.isfinite(block))
         self.count += len(bad)
-        first = (int(bad[0][0]) + row0, int(bad[0][1]) + col0)
+        first = min((int(rows[r]), int(c)) for r, c in bad)
         if self.first is None or first < self.first:
             self.first = first
 
@@ -215,22 +213,69 @@ class _FiniteCheck:
             )
 
 
+def _blocks(bounds: np.ndarray, row_bytes: int, block_bytes: int) -> Iterator[tuple[int, int]]:
+    """Consecutive (start, stop) row ranges of at most ~block_bytes that cut only at the given group bounds."""
+    rows_per_block = max(1, block_bytes // max(1, row_bytes))
+    start = 0
+    while start < bounds[-1]:
+        stop = int(bounds[np.searchsorted(bounds, start + rows_per_block, side="right") - 1])
+        if stop <= start:  # one group larger than a block: take it whole
+            stop = int(bounds[np.searchsorted(bounds, start, side="right")])
+        yield start, stop
+        start = stop
+
+
+def _count(
+    matrix: np.ndarray, relevant: np.ndarray, v2t: str | None, block_bytes: int
+) -> tuple[QueryRanks, QueryRanks | None]:
+    """One pass over row blocks counting, for every row query and (optionally) every column query, the candidates
+    above and tied with the relevant score. Rows are visited grouped by their relevant column, so that a block holds
+    whole caption groups and the max-over-captions collapse can be done inside it."""
+    n_rows, n_cols = matrix.shape
+    order = np.argsort(relevant, kind="stable")
+    identity = bool((order == np.arange(n_rows)).all())
+    group_sizes = np.bincount(relevant, minlength=n_cols)
+    bounds = np.concatenate([[0], np.cumsum(group_sizes)])
+    own = np.asarray(matrix[np.arange(n_rows), relevant])  # each row's relevant score
+    best = np.full(n_cols, -np.inf, dtype=np.float64)
+    np.maximum.at(best, relevant, own)  # each column's best relevant (own-caption) score
+    best = best.astype(matrix.dtype, copy=False)[None, :] if matrix.dtype.kind == "f" else best[None, :]
+    row_greater = np.empty(n_rows, dtype=np.int64)
+    row_tied = np.empty(n_rows, dtype=np.int64)
+    col_greater = np.zeros(n_cols, dtype=np.int64)
+    col_tied = np.zeros(n_cols, dtype=np.int64)
+    collapse = v2t == "max-over-captions" and bool((group_sizes > 1).any())
+    finite = _FiniteCheck()
+    for start, stop in _blocks(bounds, n_cols * matrix.itemsize, block_bytes):
+        rows = np.arange(start, stop) if identity else order[start:stop]
+        block = np.asarray(matrix[start:stop] if identity else matrix[rows])
+        finite.update(block, rows)
+        target = own[rows][:, None]
+        row_greater[rows] = np.count_nonzero(block > target, axis=1)
+        row_tied[rows] = np.count_nonzero(block == target, axis=1) - 1
+        if v2t is None:
+            continue
+        if collapse:
+            first_group, last_group = np.searchsorted(bounds, [start, stop])
+            starts = bounds[first_group:last_group] - start
+            block = np.maximum.reduceat(block, starts[group_sizes[first_group:last_group] > 0], axis=0)
+        col_greater += np.count_nonzero(block > best, axis=0)
+        col_tied += np.count_nonzero(block == best, axis=0)
+    finite.raise_if_bad(matrix)
+    row_counts = QueryRanks(row_greater, row_tied, np.ones(n_rows, dtype=np.int64))
+    if v2t is None:
+        return row_counts, None
+    if v2t == "max-over-captions":
+        return row_counts, QueryRanks(col_greater, col_tied - 1, np.ones(n_cols, dtype=np.int64))
+    tied_relevant = np.bincount(relevant, weights=own == best[0, relevant], minlength=n_cols).astype(np.int64)
+    return row_counts, QueryRanks(col_greater, col_tied - tied_relevant, tied_relevant)
+
+
 def rank_counts(scores: Any, relevant: Any, block_bytes: int = DEFAULT_BLOCK_BYTES) -> QueryRanks:
     """Counts for row queries with one relevant column each (`relevant[i]` = column of row i's relevant item)."""
     matrix = _as_matrix(scores)
-    n_rows, n_cols = matrix.shape
-    relevant = _check_index(relevant, n_rows, n_cols, "relevant")
-    greater = np.empty(n_rows, dtype=np.int64)
-    tied = np.empty(n_rows, dtype=np.int64)
-    finite = _FiniteCheck()
-    for rows in _row_blocks(n_rows, n_cols, matrix.itemsize, block_bytes):
-        block = np.asarray(matrix[rows])
-        finite.update(block, rows.start)
-        target = block[np.arange(block.shape[0]), relevant[rows]][:, None]
-        greater[rows] = np.count_nonzero(block > target, axis=1)
-        tied[rows] = np.count_nonzero(block == target, axis=1) - 1
-    finite.raise_if_bad(matrix)
-    return QueryRanks(greater, tied, np.ones(n_rows, dtype=np.int64))
+    relevant = _check_index(relevant, matrix.shape[0], matrix.shape[1], "relevant")
+    return _count(matrix, relevant, None, block_bytes)[0]
 
 
 def ranks(scores: Any, relevant: Any, ties: str = "random") -> np.ndarray:
@@ -239,48 +284,13 @@ def ranks(scores: Any, relevant: Any, ties: str = "random") -> np.ndarray:
     return counts.legacy_entries() + 1.0 if ties == "legacy" else counts.rank(ties)
 
 
-def _group_layout(text_to_video: np.ndarray, n_videos: int) -> tuple[np.ndarray, np.ndarray, bool]:
-    """Texts sorted by video (stable), the start of each video's block, and whether that order is the identity
-    with one text per video (then the group maximum is the matrix itself)."""
-    counts = np.bincount(text_to_video, minlength=n_videos)
-    empty = np.flatnonzero(counts == 0)
+def _check_every_video_has_text(text_to_video: np.ndarray, n_videos: int) -> None:
+    empty = np.flatnonzero(np.bincount(text_to_video, minlength=n_videos) == 0)
     if len(empty):
         raise ScoreMatrixError(
             f"{len(empty)} video(s) have no text (first: column {empty[0]}), so video-to-text retrieval is undefined. "
             "Drop captionless videos from the gallery or evaluate t2v only."
         )
-    order = np.argsort(text_to_video, kind="stable")
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    identity = len(order) == n_videos and bool((order == np.arange(n_videos)).all())
-    return order, starts, identity
-
-
-def _v2t_counts(matrix: np.ndarray, text_to_video: np.ndarray, protocol: str, block_bytes: int) -> QueryRanks:
-    """Counts for video queries, processed in column blocks: candidates are caption groups (max over each video's
-    captions) or all captions, the relevant ones being the query video's captions."""
-    n_texts, n_videos = matrix.shape
-    order, starts, identity = _group_layout(text_to_video, n_videos)
-    greater = np.empty(n_videos, dtype=np.int64)
-    tied_other = np.empty(n_videos, dtype=np.int64)
-    tied_relevant = np.ones(n_videos, dtype=np.int64)
-    step = max(1, block_bytes // max(1, n_texts * matrix.itemsize * 2))
-    for c0 in range(0, n_videos, step):
-        cols = slice(c0, min(n_videos, c0 + step))
-        videos = np.arange(cols.start, cols.stop)
-        block = np.asarray(matrix[:, cols]) if identity else np.asarray(matrix[order, cols])
-        grouped = block if identity else np.maximum.reduceat(block, starts, axis=0)  # [n_videos, width]
-        best = grouped[videos, np.arange(len(videos))][None, :]
-        if protocol == "max-over-captions":
-            greater[cols] = np.count_nonzero(grouped > best, axis=0)
-            tied_other[cols] = np.count_nonzero(grouped == best, axis=0) - 1
-            continue
-        sorted_video = text_to_video[order]
-        own = sorted_video[:, None] == videos[None, :]
-        equal = block == best
-        tied_relevant[cols] = np.count_nonzero(equal & own, axis=0)
-        greater[cols] = np.count_nonzero(block > best, axis=0)
-        tied_other[cols] = np.count_nonzero(equal, axis=0) - tied_relevant[cols]
-    return QueryRanks(greater, tied_other, tied_relevant)
 
 
 def evaluate_scores(
@@ -310,8 +320,8 @@ def evaluate_scores(
             )
         text_to_video = np.arange(n_texts)
     t2v_index = _check_index(text_to_video, n_texts, n_videos, "text_to_video")
-    t2v_counts = rank_counts(matrix, t2v_index, block_bytes)
-    v2t_counts = _v2t_counts(matrix, t2v_index, v2t, block_bytes)
+    _check_every_video_has_text(t2v_index, n_videos)
+    t2v_counts, v2t_counts = _count(matrix, t2v_index, v2t, block_bytes)
     return {
         "t2v": summarize(t2v_counts, ties),
         "v2t": summarize(v2t_counts, ties),
