@@ -1,0 +1,1 @@
+"""tvbench leaderboard: entries on disk, submissions, statistics, tables, HTML and citations."""

@@ -1,0 +1,108 @@
+"""Numbers reported by papers (`published.csv`) and their BibTeX (`references.bib`): shown and cited, never tested."""
+
+from __future__ import annotations
+
+import csv
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from leaderboard.stats import DIRECTIONS, METRIC_NAMES
+from leaderboard.store import track_of
+
+PUBLISHED_CSV = Path(__file__).resolve().parent / "published.csv"
+REFERENCES_BIB = Path(__file__).resolve().parent / "references.bib"
+# Citation of each post-processing method (rows of the post-processed track cite it too).
+POST_PROCESSING_CITES = {"qb-norm": "bogolin2022qbnorm", "dsl": "cheng2021camoe"}
+# Citation of each benchmark (dataset paper; MSR-VTT's 1k-A split adds JSFusion).
+BENCHMARK_CITES = {
+    "msrvtt": ("xu2016msrvtt", "yu2018jsfusion"),
+    "msvd": ("chen2011msvd",),
+    "didemo": ("hendricks2017didemo",),
+    "lsmdc": ("rohrbach2017lsmdc",),
+    "activitynet": ("krishna2017activitynet",),
+}
+
+
+@dataclass(frozen=True)
+class PublishedRow:
+    """One method x backbone x benchmark x post-processing row of a paper's table."""
+
+    method: str
+    backbone: str
+    benchmark: str
+    split: str
+    post_processing: str
+    t2v: dict[str, float | None]
+    v2t: dict[str, float | None] | None
+    head_flops: str
+    cite: str
+    source: str
+    table: str
+    note: str
+
+    @property
+    def name(self) -> str:
+        """Display name: method and backbone."""
+        return f"{self.method} ({self.backbone})"
+
+    @property
+    def track(self) -> str:
+        return track_of(self.post_processing)
+
+    @property
+    def head_gflops(self) -> float | None:
+        """The head cost as printed (e.g. `220.9G` -> 220.9; the paper does not say FLOPs or MACs)."""
+        return parse_giga(self.head_flops)
+
+    @property
+    def cites(self) -> tuple[str, ...]:
+        """Every citation key this row needs: the method, the table it was copied from, its post-processing."""
+        keys = [self.cite, self.source, POST_PROCESSING_CITES.get(self.post_processing)]
+        return tuple(dict.fromkeys(k for k in keys if k))
+
+
+def parse_giga(text: str) -> float | None:
+    """`0.51G` -> 0.51; empty -> None."""
+    match = re.fullmatch(r"\s*([0-9.]+)\s*G?\s*", text or "")
+    return float(match.group(1)) if match and text.strip() else None
+
+
+def _number(text: str) -> float | None:
+    return float(text) if text.strip() else None
+
+
+def load_published(path: Path = PUBLISHED_CSV) -> list[PublishedRow]:
+    """Every reported row of `published.csv` (missing numbers -> None; a direction with no numbers -> None)."""
+    rows = []
+    with open(path, newline="", encoding="utf-8") as f:
+        for r in csv.DictReader(f):
+            metrics = {d: {m: _number(r[f"{d}_{m}"]) for m in METRIC_NAMES} for d in DIRECTIONS}
+            v2t = metrics["v2t"] if any(v is not None for v in metrics["v2t"].values()) else None
+            rows.append(PublishedRow(
+                method=r["method"], backbone=r["backbone"], benchmark=r["benchmark"], split=r["split"],
+                post_processing=r["post_processing"], t2v=metrics["t2v"], v2t=v2t, head_flops=r["head_flops"],
+                cite=r["cite"], source=r["source"], table=r["table"], note=r["note"],
+            ))
+    return rows
+
+
+def bib_entries(path: Path = REFERENCES_BIB) -> dict[str, str]:
+    """BibTeX entries of a .bib file by key (each entry's full text)."""
+    return parse_bibtex(path.read_text(encoding="utf-8"))
+
+
+def parse_bibtex(text: str) -> dict[str, str]:
+    """Split BibTeX text into {key: entry text}, matching braces (enough for validation and selection)."""
+    entries: dict[str, str] = {}
+    for match in re.finditer(r"@(\w+)\s*\{\s*([^,\s]+)\s*,", text):
+        depth, i = 0, match.end() - 1
+        start = text.index("{", match.start())
+        for i in range(start, len(text)):
+            depth += {"{": 1, "}": -1}.get(text[i], 0)
+            if depth == 0:
+                break
+        if depth != 0:
+            raise ValueError(f"BibTeX entry `{match.group(2)}` has unbalanced braces.")
+        entries[match.group(2)] = text[match.start(): i + 1]
+    return entries
