@@ -1,0 +1,37 @@
+"""The training objective every reference baseline shares: symmetric InfoNCE over the model's own score."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from benchmark.losses import symmetric_infonce
+from benchmark.retrieval_model import Features, RetrievalConfig, RetrievalModel
+
+
+@dataclass
+class ContrastiveConfig(RetrievalConfig):
+    """`nce_same_video_positives`: count other captions of a batch's video as positives (off: the official codes,
+    which treat them as negatives; on: the multi-positive InfoNCE)."""
+
+    nce_same_video_positives: bool = False
+
+
+def _float32(features: Features) -> Features:
+    return {k: v.float() if v.is_floating_point() else v for k, v in features.items()}
+
+
+class ContrastiveRetrieval(RetrievalModel):
+    """A retrieval model whose only loss term is `nce`: symmetric InfoNCE on `logit_scale * score` over the batch.
+
+    The batch similarities are computed in float32 with autocast off: at λ_s ≈ 100, half-precision scores would
+    quantise the logits.
+    """
+
+    def losses(self, text_feats: Features, video_feats: Features, video_ids: torch.Tensor) -> dict[str, torch.Tensor]:
+        """{"nce": InfoNCE} for a batch of matching (text, video) pairs."""
+        with torch.autocast(device_type=video_ids.device.type, enabled=False):
+            sim = self.score(_float32(text_feats), _float32(video_feats))
+            positives = video_ids if self.config.nce_same_video_positives else None
+            return {"nce": symmetric_infonce(sim, self.logit_scale(), positives)}

@@ -1,0 +1,154 @@
+"""`xclip`: X-CLIP's multi-grained similarity with attention over similarity matrices (Ma et al., ACM MM 2022).
+
+Four scores, averaged: video-sentence `t̂ G v̄`, video-word `AOSM(Ŵ v̄, U_w)`, sentence-frame `AOSM(H t̂, U_f)` and
+frame-word from `M = Ŵ A Hᵀ` (AOSM over words per frame and over frames per word, then AOSM again), with
+`AOSM(x, U) = Σ_j x_j [softmax(x/τ) U]_j`. v̄ pools the seqTransf frames, H are the original CLIP frames.
+Offline per text: t̂, t̂G, Ŵ, ŴA; per video: v̄, H. Online per pair: D(1+L+T+LT) multiply-adds of dot products
+plus 2L² + 2T² + TL² + LT² for the U mixing (about 239k at D=512, L=32, T=12), the cost GLSCL's efficiency claims
+are measured against. Padding is masked everywhere (frames always; words unless `mask_words=False`, which
+reproduces the released code, where padded word positions take part).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from baselines.contrastive import ContrastiveConfig, ContrastiveRetrieval
+from baselines.meanpool import mean_pool_frames
+from benchmark.registry import register_model
+from benchmark.retrieval_model import Features
+from benchmark.temporal import SeqTransf
+
+
+def xclip_dot_macs(dim: int, words: int, frames: int) -> int:
+    """Dot-product multiply-adds per pair: video-sentence, video-word, sentence-frame and the word-frame matrix."""
+    return dim * (1 + words + frames + words * frames)
+
+
+def xclip_mixing_macs(words: int, frames: int) -> int:
+    """U-mixing multiply-adds per pair of the six AOSM matrices (softmax weights times U)."""
+    return 2 * words**2 + 2 * frames**2 + frames * words**2 + words * frames**2
+
+
+class AOSM(nn.Module):
+    """Attention over a similarity vector: Σ_j x_j [softmax(x/τ) U]_j over valid j, U learnable (identity init).
+
+    Runs in float32 with autocast off: τ = 0.01 saturates the softmax, which half precision cannot represent.
+    """
+
+    def __init__(self, size: int, temperature: float) -> None:
+        super().__init__()
+        self.size = size
+        self.temperature = temperature
+        self.mix = nn.Parameter(torch.eye(size))
+
+    def forward(self, sims: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """[..., n] similarities + boolean validity broadcastable to them -> [...] aggregated similarity."""
+        n = sims.shape[-1]
+        if n > self.size:
+            raise ValueError(
+                f"X-CLIP AOSM got {n} entries but was built for at most {self.size}; raise max_words/max_frames."
+            )
+        with torch.autocast(device_type=sims.device.type, enabled=False):
+            sims = sims.float()
+            logits = (sims / self.temperature).masked_fill(~valid, torch.finfo(torch.float32).min)
+            weights = logits.softmax(dim=-1) @ self.mix[:n, :n].float()
+            return (sims.masked_fill(~valid, 0.0) * weights).sum(dim=-1)
+
+
+class XClipHead(nn.Module):
+    """X-CLIP's cross-grained similarity head: learnable G, A (D x D) and six AOSM mixing matrices."""
+
+    def __init__(
+        self, dim: int, max_words: int, max_frames: int, temperature: float = 0.01, mask_words: bool = True
+    ) -> None:
+        super().__init__()
+        self.mask_words = mask_words
+        self.sentence_video = nn.Parameter(torch.eye(dim))  # G
+        self.word_frame = nn.Parameter(torch.eye(dim))  # A
+        self.video_word = AOSM(max_words, temperature)  # U_w
+        self.sentence_frame = AOSM(max_frames, temperature)  # U_f
+        self.words_per_frame = AOSM(max_words, temperature)  # U_w1: r_i over words
+        self.frames_per_word = AOSM(max_frames, temperature)  # U_f1: c_l over frames
+        self.frame_aggregate = AOSM(max_frames, temperature)  # U_f2: over r
+        self.word_aggregate = AOSM(max_words, temperature)  # U_w2: over c
+
+    def prepare_text(self, eos: torch.Tensor, states: torch.Tensor, mask: torch.Tensor) -> Features:
+        """[B,D] [EOS], [B,L,D] token states, [B,L] mask -> t̂, t̂G, Ŵ, ŴA and the word mask used by the score."""
+        text = F.normalize(eos, dim=-1)
+        words = F.normalize(states, dim=-1)
+        word_mask = mask if self.mask_words else torch.ones_like(mask)
+        return {
+            "text": text,
+            "text_g": text @ self.sentence_video,
+            "words": words,
+            "words_a": words @ self.word_frame,
+            "word_mask": word_mask,
+        }
+
+    def prepare_video(self, temporal_frames: torch.Tensor, frames: torch.Tensor, frame_mask: torch.Tensor) -> Features:
+        """seqTransf frames -> v̄ (mean pooled); original CLIP frames -> H (normalised); plus the frame mask."""
+        return {
+            "video": mean_pool_frames(temporal_frames, frame_mask),
+            "frames": F.normalize(frames, dim=-1),
+            "frame_mask": frame_mask,
+        }
+
+    def score(self, text_feats: Features, video_feats: Features) -> torch.Tensor:
+        """[n_text, n_video] mean of the four X-CLIP similarities (unscaled; the loss applies λ_s)."""
+        words, frames, video = text_feats["words"], video_feats["frames"], video_feats["video"]
+        word_valid = text_feats["word_mask"].bool()[:, None, :]  # [t,1,L]
+        frame_valid = video_feats["frame_mask"].bool()[None, :, :]  # [1,v,T]
+        video_sentence = text_feats["text_g"] @ video.t()
+        video_word = self.video_word(torch.einsum("tld,vd->tvl", words, video), word_valid)
+        sentence_frame = self.sentence_frame(torch.einsum("td,vfd->tvf", text_feats["text"], frames), frame_valid)
+        fine = torch.einsum("tld,vfd->tvlf", text_feats["words_a"], frames)  # M per pair, [t,v,L,T]
+        per_frame = self.words_per_frame(fine.transpose(-1, -2), word_valid[..., None, :])  # r, [t,v,T]
+        per_word = self.frames_per_word(fine, frame_valid[..., None, :])  # c, [t,v,L]
+        frame_word = 0.5 * (self.frame_aggregate(per_frame, frame_valid) + self.word_aggregate(per_word, word_valid))
+        return (video_sentence + video_word + sentence_frame + frame_word) / 4
+
+
+@dataclass
+class XClipConfig(ContrastiveConfig):
+    """seqTransf depth, AOSM temperature τ, the L and T the mixing matrices are sized for, and word masking."""
+
+    temporal_layers: int = 4
+    temperature: float = 0.01
+    max_words: int = 32
+    max_frames: int = 12
+    mask_words: bool = True
+
+
+@register_model(
+    "xclip",
+    config=XClipConfig,
+    description="X-CLIP: video/sentence/frame/word similarities with AOSM aggregation, the expensive per-pair head.",
+)
+class XClip(ContrastiveRetrieval):
+    """seqTransf video pooling plus X-CLIP's multi-grained head; trained with InfoNCE over all batch pairs."""
+
+    def __init__(self, config: XClipConfig) -> None:
+        super().__init__(config)
+        self.seq_transf = SeqTransf(self.backbone, config.temporal_layers)
+        self.head = XClipHead(
+            self.embed_dim, config.max_words, config.max_frames, config.temperature, config.mask_words
+        )
+
+    def encode_text(self, tokens: torch.Tensor, mask: torch.Tensor) -> Features:
+        """Sentence and word features (and their G / A projections) of each text."""
+        eos, states = self.backbone.encode_text(tokens, mask)
+        return self.head.prepare_text(eos, states, mask)
+
+    def encode_video(self, frames: torch.Tensor, frame_mask: torch.Tensor) -> Features:
+        """Pooled seqTransf video feature and the normalised original frame features."""
+        features = self.frame_features(frames)
+        return self.head.prepare_video(self.seq_transf(features, frame_mask), features, frame_mask)
+
+    def score(self, text_feats: Features, video_feats: Features) -> torch.Tensor:
+        """The per-pair X-CLIP similarity (see XClipHead.score)."""
+        return self.head.score(text_feats, video_feats)
