@@ -17,6 +17,8 @@ ROOT = Path(__file__).parent
 ENV_DIR = ROOT / ".nox" / "tvbench"
 STAMP = ENV_DIR / ".tvbench-stamp"
 OFFLINE = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+# Each of the two test workers gets one intra-op thread: two workers x two threads only contend on 2 cores.
+TEST_ENV = {**OFFLINE, "OMP_NUM_THREADS": "1"}
 
 nox.options.sessions = ["tests"]
 nox.options.default_venv_backend = "none"
@@ -48,7 +50,8 @@ def tests(session: nox.Session) -> None:
     """Run the test suite (offline, two workers)."""
     workers = os.environ.get("TVBENCH_TEST_WORKERS", "2")
     session.run(
-        _env_python(session), "-m", "pytest", "-q", "-n", workers, *session.posargs, external=True, env=OFFLINE,
+        _env_python(session), "-m", "pytest", "-q", "-n", workers, "--durations=15", *session.posargs,
+        external=True, env=TEST_ENV,
     )
 
 

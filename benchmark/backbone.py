@@ -69,7 +69,7 @@ def read_state_dict(path: str | Path) -> tuple[dict[str, torch.Tensor], bool]:
 
 def _missing_weights_message(name: str) -> str:
     url = (open_clip.get_pretrained_cfg(name, "openai") or {}).get("url")
-    hint = f" Download OpenAI's {url}" if url else " Use a local open_clip checkpoint (.pt/.safetensors) of this model"
+    hint = f" Download OpenAI's {url}" if url else " Use a local open_clip checkpoint (.pt, .safetensors) of it"
     return (
         f"Backbone `{name}` needs CLIP weights and none were given.{hint} and pass its path "
         "(`--clip-weights FILE`, or the config field `clip_weights`). For SynthVTT run `tvbench pretrain` first."
@@ -93,7 +93,7 @@ def _quiet_random_init() -> Iterator[None]:
 
 
 def create_clip(spec: BackboneSpec, allow_random: bool = False) -> open_clip.CLIP:
-    """An open_clip CLIP model for `spec`: from the local file, from an open_clip tag (online), or random when allowed."""
+    """An open_clip CLIP for `spec`: from the local file, from an open_clip tag (online), or random when allowed."""
     if spec.name not in open_clip.list_models():
         raise KeyError(f"Unknown backbone `{spec.name}`; open_clip knows e.g. ViT-B-32, ViT-B-16, tvbench-tiny.")
     if spec.weights is not None:

@@ -6,7 +6,9 @@ import torch
 import torch.nn.functional as F
 
 
-def symmetric_infonce(sim: torch.Tensor, logit_scale: torch.Tensor, video_ids: torch.Tensor | None = None) -> torch.Tensor:
+def symmetric_infonce(
+    sim: torch.Tensor, logit_scale: torch.Tensor, video_ids: torch.Tensor | None = None
+) -> torch.Tensor:
     """½[CE over rows + CE over columns] of ``logit_scale * sim`` for a square [B,B] text-video batch matrix.
 
     Positives are the diagonal (the official codebases' convention). With `video_ids`, off-diagonal pairs that show the

@@ -14,7 +14,7 @@ from benchmark.metrics import METRICS, TIE_POLICIES, V2T_PROTOCOLS, ScoreMatrixE
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("scores", type=Path, help="score matrix S[n_text, n_video] as .npy (memory-mapped)")
-    parser.add_argument("--text-to-video", type=Path, help=".npy int array: video index of each text (default: diagonal)")
+    parser.add_argument("--text-to-video", type=Path, help=".npy ints: each text's video index (default: diagonal)")
     parser.add_argument("--ties", choices=TIE_POLICIES, default="random", help="tie policy (default: random)")
     parser.add_argument("--v2t", choices=V2T_PROTOCOLS, default="max-over-captions", help="video-to-text protocol")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -26,7 +26,9 @@ def _load_npy(path: Path, what: str) -> np.ndarray:
     try:
         return np.load(path, mmap_mode="r", allow_pickle=False)
     except ValueError as err:
-        raise SystemExit(f"error: {what} `{path}` cannot be read without unpickling ({err}); save it with np.save.")
+        raise SystemExit(
+            f"error: {what} `{path}` cannot be read without unpickling ({err}); save it with np.save."
+        ) from err
 
 
 def run(args: argparse.Namespace) -> int:

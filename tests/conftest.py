@@ -10,7 +10,18 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
-REALDATA = Path(__file__).resolve().parents[2] / "shared" / "realdata"
+
+def _find_realdata() -> Path:
+    """$TVBENCH_REALDATA, else the first `shared/realdata` beside or above the checkout, else /work/shared/realdata."""
+    if os.environ.get("TVBENCH_REALDATA"):
+        return Path(os.environ["TVBENCH_REALDATA"])
+    for parent in Path(__file__).resolve().parents[1:]:
+        if (parent / "shared" / "realdata").is_dir():
+            return parent / "shared" / "realdata"
+    return Path("/work/shared/realdata")
+
+
+REALDATA = _find_realdata()
 
 
 @pytest.fixture(scope="session")
