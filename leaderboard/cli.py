@@ -7,7 +7,6 @@ import json
 import sys
 from pathlib import Path
 
-from benchmark.io import write_text
 from benchmark.runs import POST_PROCESSING
 from leaderboard import render
 from leaderboard.board import TRACK_NAMES, BoardError, build_board, build_boards, build_comparison
@@ -15,8 +14,6 @@ from leaderboard.splits import ManifestError
 from leaderboard.stats import StatsSettings
 from leaderboard.store import StoreError, resolve_root
 from leaderboard.submit import SUBMIT_KINDS, Submission, SubmissionError, submit
-
-RENDER_FILES = {"md": render.to_markdown, "tex": render.to_latex, "csv": render.to_csv}
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -84,13 +81,8 @@ def _submit(args: argparse.Namespace) -> int:
 
 
 def _render(args: argparse.Namespace) -> int:
-    boards = build_boards(args.root, _settings(args))
-    for bench in dict.fromkeys(b["benchmark"] for b in boards):
-        mine = [b for b in boards if b["benchmark"] == bench]
-        for ext, fn in RENDER_FILES.items():
-            print(write_text(args.out / f"{bench}.{ext}", "\n".join(fn(b) for b in mine)))
-        print(write_text(args.out / f"{bench}.html", render.to_html(mine, f"tvbench leaderboard: {bench}")))
-    print(write_text(args.out / "index.html", render.to_html(boards)))
+    for path in render.write_site(build_boards(args.root, _settings(args)), args.out):
+        print(path)
     return 0
 
 

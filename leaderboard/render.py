@@ -12,10 +12,12 @@ import io
 import json
 import math
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from tabulate import tabulate
 
+from benchmark.io import write_text
 from leaderboard.stats import DIRECTIONS, METRIC_NAMES, best_first, higher_is_better
 
 DIRECTION_LABELS = {"t2v": "Text→Video", "v2t": "Video→Text"}
@@ -344,3 +346,16 @@ def to_html(boards: Sequence[dict[str, Any]], title: str = "tvbench leaderboard"
 
 
 FORMATS = {"md": to_markdown, "latex": to_latex, "csv": to_csv, "json": to_json}
+FILE_FORMATS = {"md": to_markdown, "tex": to_latex, "csv": to_csv}
+
+
+def write_site(boards: Sequence[dict[str, Any]], out: Path) -> list[Path]:
+    """Write every benchmark's boards as md, tex, csv and html into `out`, plus an index.html of all boards."""
+    written = []
+    for bench in dict.fromkeys(b["benchmark"] for b in boards):
+        mine = [b for b in boards if b["benchmark"] == bench]
+        for ext, fn in FILE_FORMATS.items():
+            written.append(write_text(out / f"{bench}.{ext}", "\n".join(fn(b) for b in mine)))
+        written.append(write_text(out / f"{bench}.html", to_html(mine, f"tvbench leaderboard: {bench}")))
+    written.append(write_text(out / "index.html", to_html(boards)))
+    return written
