@@ -34,7 +34,7 @@ def _env_python(session: nox.Session) -> str:
         session.run(sys.executable, "-m", "venv", str(ENV_DIR), external=True)
     session.run(
         python, "-m", "pip", "install", "--quiet", "-c", str(ROOT / "constraints.txt"), "-e", f"{ROOT}[dev]",
-        external=True,
+        "--config-settings", "editable_mode=compat", external=True,
     )
     STAMP.write_text(digest.hexdigest())
     return python

@@ -174,3 +174,19 @@ def test_eight_concurrent_submissions(root: Path) -> None:
     board = build_board("toyvtt", "raw", root, StatsSettings(n_resamples=99), published=False)
     (row,) = board["rows"]
     assert row["name"] == "conc" and row["n_seeds"] == 8 and row["sd"]["t2v"]["R@1"] is not None
+
+
+def test_identical_ranks_of_different_reproduced_runs_are_kept(root: Path, tmp_path: Path) -> None:
+    # Two different methods that happen to rank every query alike are distinct runs; the same run twice is not.
+    split, s = _split(), _scores(7)
+    for method in ("method-a", "method-b"):
+        record = make_record(method=method, config={}, split=split, result=evaluate_scores(s), seed=0)
+        write_run(record, tmp_path / method)
+        submit(tmp_path / method, _meta(f"{method} seed 0", kind="reproduced", seed=0), root)
+    assert len(load_entries(root)) == 2
+    before = _tree_hash(root)
+    with pytest.raises(SubmissionError, match="identical to those of entry `method-a seed 0`"):
+        submit(tmp_path / "method-a", _meta("method-a again", kind="reproduced", seed=0), root)
+    with pytest.raises(SubmissionError, match="identical"):
+        submit(tmp_path / "method-b", _meta("method-b as submitted"), root)
+    assert _tree_hash(root) == before
