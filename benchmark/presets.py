@@ -1,0 +1,232 @@
+"""Presets are data: one JSON file per (benchmark, backbone) recipe, merged with per-model overrides into a run config.
+
+Merge order of a model's config: registry defaults <- the preset's backbone <- the preset's "models" entries whose
+fnmatch pattern matches the model name (in file order) <- the method package's `<package>/presets/<preset>.json`
+"model" section <- command-line ``--set key=value``. Training fields merge the same way: preset "training" <- the
+"train" dict inside matching "models" entries <- package file "train" <- ``--set``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+import importlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from benchmark.registry import config_to_json, model_spec
+
+PRESET_DIR = Path(__file__).parent / "presets"
+SECTIONS = ("name", "benchmark", "data", "video", "text", "training", "eval", "backbone", "models", "notes")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a run varies besides the model: frames/words, optimiser, schedule, batches, selection, evaluation."""
+
+    max_frames: int = 12
+    framerate: float = 1.0
+    sampling: str = "fps"
+    max_words: int = 32
+    train_pairs: str = "all"  # "all" captions every epoch, or "one-per-video" (a random caption of each video)
+    augment: bool = False
+    epochs: int = 5
+    schedule_epochs: int | None = None  # length of the cosine schedule in epochs (None = epochs)
+    batch_size: int = 128
+    eval_batch_size: int = 64
+    lr: float = 1e-4
+    coef_lr: float = 1e-3
+    warmup_proportion: float = 0.1
+    weight_decay: float = 0.2
+    betas: tuple[float, float] = (0.9, 0.98)
+    eps: float = 1e-6
+    grad_clip: float = 1.0
+    amp: str = "bf16"  # on CUDA: "bf16", "fp16" (with a GradScaler) or "none"; CPU always runs fp32
+    num_workers: int = 0
+    select_metric: str = "t2v/R@1"
+    chunk_texts: int = 256
+    chunk_videos: int = 256
+    seeds: tuple[int, ...] = (0, 1, 2)
+
+    def __post_init__(self) -> None:
+        checks = {
+            "train_pairs": self.train_pairs in ("all", "one-per-video"),
+            "sampling": self.sampling in ("fps", "uniform"),
+            "amp": self.amp in ("bf16", "fp16", "none"),
+            "epochs": self.epochs >= 1,
+            "batch_size": self.batch_size >= 1,
+            "warmup_proportion": 0.0 <= self.warmup_proportion < 1.0,
+            "select_metric": self.select_metric.split("/")[0] in ("t2v", "v2t") and "/" in self.select_metric,
+        }
+        bad = [name for name, ok in checks.items() if not ok]
+        if bad:
+            raise ValueError(f"Invalid training value(s) for {bad}: {self}.")
+
+
+TRAIN_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig))
+
+
+@dataclass(frozen=True)
+class Preset:
+    """One preset file: benchmark + splits, video/text settings, training recipe, backbone, per-model overrides."""
+
+    name: str
+    benchmark: str
+    data: dict[str, Any]
+    training: dict[str, Any]
+    eval: dict[str, Any]
+    backbone: dict[str, Any]
+    models: dict[str, dict[str, Any]]
+    notes: dict[str, str] = field(default_factory=dict)
+    path: Path | None = None
+
+    @property
+    def train_split(self) -> str:
+        return self.data["train"]
+
+    @property
+    def test_split(self) -> str:
+        return self.data["test"]
+
+    def train_config(self, **overrides: Any) -> TrainConfig:
+        """The preset's training recipe with `overrides` applied (keys must be TrainConfig fields)."""
+        _check_keys(overrides, TRAIN_FIELDS, "training field")
+        values = {**self.training, **overrides}
+        for key in ("betas", "seeds"):
+            if key in values:
+                values[key] = tuple(values[key])
+        return TrainConfig(**values)
+
+
+@dataclass(frozen=True)
+class ResolvedConfig:
+    """A model's merged config (JSON dict), the run's TrainConfig, and where each layer came from."""
+
+    model: dict[str, Any]
+    train: TrainConfig
+    sources: list[str]
+
+
+def _check_keys(values: dict[str, Any], valid: tuple[str, ...] | set[str], what: str) -> None:
+    unknown = sorted(set(values) - set(valid))
+    if unknown:
+        raise KeyError(f"Unknown {what}(s) {unknown}. Valid: {sorted(valid)}.")
+
+
+def list_presets() -> list[str]:
+    """Names of the preset files shipped in benchmark/presets/."""
+    return sorted(p.stem for p in PRESET_DIR.glob("*.json"))
+
+
+def load_preset(name: str | Path) -> Preset:
+    """Load a preset by name (benchmark/presets/<name>.json) or by path to a JSON file."""
+    path = Path(name) if str(name).endswith(".json") else PRESET_DIR / f"{name}.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"Preset `{name}` not found at {path}. Shipped presets: {', '.join(list_presets())}.")
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    _check_keys(raw, SECTIONS, f"section of preset {path}")
+    training = {
+        **raw.get("training", {}),
+        **{k: v for k, v in raw.get("video", {}).items() if k != "size"},
+        **raw.get("text", {}),
+        **{k: raw["data"][k] for k in ("train_pairs", "augment") if k in raw.get("data", {})},
+    }
+    _check_keys(training, TRAIN_FIELDS, f"training field of preset {path}")
+    preset = Preset(
+        name=raw.get("name", path.stem),
+        benchmark=raw["benchmark"],
+        data=raw["data"],
+        training=training,
+        eval=raw.get("eval", {}),
+        backbone=raw["backbone"],
+        models=raw.get("models", {}),
+        notes=raw.get("notes", {}),
+        path=path,
+    )
+    preset.train_config()  # validate now, not at the end of a long run
+    return preset
+
+
+def parse_sets(sets: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """``key=value`` strings -> dict; values parse as JSON literals (1e-4, true, [0.9, 0.98], null), else strings."""
+    out: dict[str, Any] = {}
+    for item in sets:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--set expects key=value, got `{item}` (e.g. --set lr=1e-4).")
+        try:
+            out[key.strip()] = json.loads(text)
+        except json.JSONDecodeError:
+            out[key.strip()] = text
+    return out
+
+
+def package_preset_path(model_name: str, preset_name: str) -> Path:
+    """`<top-level package of the model class>/presets/<preset>.json` (it may not exist)."""
+    package = model_spec(model_name).cls.__module__.split(".")[0]
+    module = importlib.import_module(package)
+    return Path(module.__file__).parent / "presets" / f"{preset_name}.json"
+
+
+def _package_preset(model_name: str, preset_name: str) -> tuple[dict[str, Any], dict[str, Any], Path | None]:
+    path = package_preset_path(model_name, preset_name)
+    if not path.is_file():
+        return {}, {}, None
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    _check_keys(raw, ("model", "train", "notes"), f"section of package preset {path}")
+    return raw.get("model", {}), raw.get("train", {}), path
+
+
+def resolve(preset: Preset, model_name: str, sets: list[str] | tuple[str, ...] = ()) -> ResolvedConfig:
+    """Merge every layer (see the module docstring) into a model config dict and a TrainConfig; reject unknown keys."""
+    spec = model_spec(model_name)
+    model_fields = {f.name for f in dataclasses.fields(spec.config_cls)}
+    model_over: dict[str, Any] = {"backbone": preset.backbone["name"]}
+    sources = [f"registry:{model_name}", f"preset:{preset.name}"]
+    train_over: dict[str, Any] = {}
+    for pattern, values in preset.models.items():
+        if fnmatch.fnmatchcase(model_name, pattern):
+            values = dict(values)
+            entry_train = values.pop("train", {})
+            where = f"preset {preset.name} models[{pattern!r}]"
+            _check_keys(values, model_fields, f"config field of `{model_name}` in {where}")
+            _check_keys(entry_train, TRAIN_FIELDS, f"training field in {where}")
+            model_over.update(values)
+            train_over.update(entry_train)
+            sources.append(f"preset:{preset.name}:models[{pattern}]")
+    pkg_model, pkg_train, pkg_path = _package_preset(model_name, preset.name)
+    if pkg_path is not None:
+        _check_keys(pkg_model, model_fields, f"config field of `{model_name}` in {pkg_path}")
+        _check_keys(pkg_train, TRAIN_FIELDS, f"training field in {pkg_path}")
+        model_over.update(pkg_model)
+        train_over.update(pkg_train)
+        sources.append(str(pkg_path))
+    for key, value in parse_sets(sets).items():
+        scope, dot, bare = key.partition(".")
+        if dot and scope in ("model", "train"):
+            target = model_over if scope == "model" else train_over
+            valid = model_fields if scope == "model" else set(TRAIN_FIELDS)
+            _check_keys({bare: value}, valid, f"{scope} field")
+            target[bare] = value
+        elif key in model_fields and key in TRAIN_FIELDS:
+            raise KeyError(f"`{key}` is both a model and a training field; write model.{key}= or train.{key}=.")
+        elif key in model_fields:
+            model_over[key] = value
+        elif key in TRAIN_FIELDS:
+            train_over[key] = value
+        else:
+            raise KeyError(
+                f"--set {key}: no such field. Training fields: {sorted(TRAIN_FIELDS)}. "
+                f"Model fields of `{model_name}`: {sorted(model_fields)}."
+            )
+    if sets:
+        sources.append("--set " + " ".join(sets))
+    model_config = config_to_json(spec.make_config(**model_over))
+    return ResolvedConfig(model=model_config, train=preset.train_config(**train_over), sources=sources)
+
+
+def resolve_model_config(preset: Preset, model_name: str, sets: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
+    """The merged config (JSON dict) of `model_name` under `preset` and `--set` overrides."""
+    return resolve(preset, model_name, sets).model

@@ -1,0 +1,190 @@
+"""``tvbench pretrain``: train the tiny open_clip backbone on SynthVTT's image-caption set with the CLIP loss.
+
+The result stands in for "the CLIP weights" on the embedded benchmark. It is cached under
+``<cache>/<hash>.safetensors`` where the hash covers the backbone config, the data, and every training setting, so a
+second call with the same inputs returns the cached file at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import open_clip
+import torch
+from filelock import FileLock
+from safetensors.torch import save_file
+from tqdm import tqdm
+
+from benchmark.backbone import Backbone, BackboneSpec
+from benchmark.data.synthvtt import load_image_captions
+from benchmark.data.text import TextTokenizer
+from benchmark.data.video import VideoConfig, to_tensor
+from benchmark.io import atomic_path, write_json
+from benchmark.losses import symmetric_infonce
+from benchmark.optimization import apply_schedule, make_optimizer
+
+DEFAULT_CACHE = Path("results/cache/backbones")
+CACHE_VERSION = 1  # bump when the training procedure changes, so old caches are not reused
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    """Every setting that changes the pretrained weights (all of it goes into the cache hash)."""
+
+    backbone: str = "tvbench-tiny"
+    steps: int = 120
+    seed: int = 0
+    batch_size: int = 64
+    lr: float = 5e-4
+    weight_decay: float = 0.1
+    warmup_proportion: float = 0.1
+    holdout: float = 0.1
+
+
+def _data_digest(images: np.ndarray, captions: list[str]) -> str:
+    digest = hashlib.sha256()
+    digest.update(np.ascontiguousarray(images).tobytes())
+    digest.update(json.dumps(captions).encode("utf-8"))
+    return digest.hexdigest()
+
+
+def cache_key(config: PretrainConfig, data_sha: str) -> str:
+    """sha256 (first 16 hex digits) of the backbone config json, the data digest and the training settings."""
+    payload = {
+        "version": CACHE_VERSION,
+        "backbone_config": open_clip.get_model_config(config.backbone),
+        "data_sha256": data_sha,
+        "train": asdict(config),
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode("utf-8")).hexdigest()[:16]
+
+
+def _images_to_input(images: np.ndarray, backbone: Backbone) -> torch.Tensor:
+    """uint8 [N,H,W,3] -> normalised float [N,3,S,S] at the backbone's input size (the video pipeline's transform)."""
+    cfg = VideoConfig(max_frames=len(images), size=backbone.image_size, mean=backbone.mean, std=backbone.std)
+    frames, _ = to_tensor(torch.from_numpy(images), cfg)
+    return frames
+
+
+@torch.no_grad()
+def zero_shot_accuracy(backbone: Backbone, images: torch.Tensor, tokens: torch.Tensor, mask: torch.Tensor,
+                       captions: list[str]) -> dict[str, float]:
+    """Image->caption and caption->image top-1 accuracy (%) among held-out pairs; identical captions count as hits."""
+    backbone.eval()
+    img = torch.nn.functional.normalize(backbone.encode_frames(images), dim=-1)
+    txt = torch.nn.functional.normalize(backbone.encode_text(tokens, mask)[0], dim=-1)
+    sim = txt @ img.t()
+    same = np.array([[a == b for b in captions] for a in captions])
+    i2t = same[np.arange(len(captions)), sim.argmax(dim=0).numpy()].mean()
+    t2i = same[np.arange(len(captions)), sim.argmax(dim=1).numpy()].mean()
+    return {"i2t_R@1": 100.0 * float(i2t), "t2i_R@1": 100.0 * float(t2i), "chance": 100.0 * float(same.mean())}
+
+
+def pretrain(data_root: str | Path, config: PretrainConfig, progress: bool = True) -> tuple[dict, dict[str, float]]:
+    """Train the backbone from random init; returns (state dict, held-out zero-shot accuracy)."""
+    images, captions = load_image_captions(data_root)
+    torch.manual_seed(config.seed)
+    backbone = Backbone(BackboneSpec(config.backbone), allow_random=True)
+    tokenizer = TextTokenizer(backbone.context_length, name=config.backbone)
+    n_hold = max(1, round(config.holdout * len(images)))
+    if len(images) - n_hold < 2:
+        raise ValueError(f"{data_root}: only {len(images)} pretraining images; generate SynthVTT with more images.")
+    pixels = _images_to_input(images, backbone)
+    tokens, mask = tokenizer(captions)
+    train_n = len(images) - n_hold
+    params = [p for p in backbone.parameters() if p.requires_grad]
+    decay = [p for p in params if p.ndim >= 2]
+    no_decay = [p for p in params if p.ndim < 2]
+    groups = [
+        {"params": decay, "lr": config.lr, "base_lr": config.lr, "weight_decay": config.weight_decay},
+        {"params": no_decay, "lr": config.lr, "base_lr": config.lr, "weight_decay": 0.0},
+    ]
+    optimizer = make_optimizer(groups, betas=(0.9, 0.98), eps=1e-6)
+    generator = torch.Generator().manual_seed(config.seed)
+    batch = min(config.batch_size, train_n)
+    order = torch.randperm(train_n, generator=generator)
+    cursor = 0
+    backbone.train()
+    bar = tqdm(range(config.steps), desc="pretrain", disable=not progress, leave=False)
+    for step in bar:
+        if cursor + batch > train_n:
+            order, cursor = torch.randperm(train_n, generator=generator), 0
+        index = order[cursor : cursor + batch]
+        cursor += batch
+        apply_schedule(optimizer, step, config.steps, config.warmup_proportion)
+        img = torch.nn.functional.normalize(backbone.encode_frames(pixels[index]), dim=-1)
+        txt = torch.nn.functional.normalize(backbone.encode_text(tokens[index], mask[index])[0], dim=-1)
+        # Captions repeat across images, so pairs with the same caption are positives too.
+        ids = torch.tensor([hash(captions[i]) for i in index.tolist()])
+        loss = symmetric_infonce(txt @ img.t(), backbone.logit_scale.exp(), ids)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        with torch.no_grad():
+            backbone.logit_scale.clamp_(max=float(np.log(100.0)))
+        bar.set_postfix(loss=f"{loss.item():.3f}")
+    held = slice(train_n, len(images))
+    accuracy = zero_shot_accuracy(backbone, pixels[held], tokens[held], mask[held], captions[held])
+    return backbone.clip.state_dict(), accuracy
+
+
+def ensure_pretrained(
+    data_root: str | Path,
+    config: PretrainConfig | None = None,
+    cache: str | Path = DEFAULT_CACHE,
+    progress: bool = True,
+) -> Path:
+    """Path of the pretrained backbone for `data_root` and `config`, training and caching it first when missing."""
+    config = config or PretrainConfig()
+    images, captions = load_image_captions(data_root)
+    key = cache_key(config, _data_digest(images, captions))
+    cache = Path(cache)
+    path = cache / f"{key}.safetensors"
+    cache.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(cache / f"{key}.lock")):
+        if path.is_file():
+            return path
+        start = time.perf_counter()
+        state, accuracy = pretrain(data_root, config, progress=progress)
+        with atomic_path(path) as tmp:
+            save_file({k: v.detach().contiguous() for k, v in state.items()}, str(tmp))
+        seconds = time.perf_counter() - start
+        write_json(path.with_suffix(".json"), {"config": asdict(config), "zero_shot": accuracy, "seconds": seconds,
+                                               "data_root": str(data_root), "key": key})
+        print(
+            f"pretrained {config.backbone} for {config.steps} steps in {seconds:.1f} s; held-out zero-shot "
+            f"image->caption R@1 {accuracy['i2t_R@1']:.1f}%, caption->image R@1 {accuracy['t2i_R@1']:.1f}% "
+            f"(chance {accuracy['chance']:.1f}%)"
+        )
+    return path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults = PretrainConfig()
+    parser.add_argument("--data", required=True, type=Path, help="SynthVTT folder (from `tvbench data synth`)")
+    parser.add_argument("--backbone", default=defaults.backbone, help="open_clip model name (default tvbench-tiny)")
+    parser.add_argument("--steps", type=int, default=defaults.steps, help="optimiser steps")
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    parser.add_argument("--lr", type=float, default=defaults.lr)
+    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="cache folder of pretrained backbones")
+
+
+def run(args: argparse.Namespace) -> int:
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    config = PretrainConfig(
+        backbone=args.backbone, steps=args.steps, seed=args.seed, batch_size=args.batch_size, lr=args.lr
+    )
+    path = ensure_pretrained(args.data, config, cache=args.cache)
+    info = path.with_suffix(".json")
+    if info.is_file():
+        print(f"zero-shot (held-out): {json.loads(info.read_text())['zero_shot']}")
+    print(path)
+    return 0

@@ -1,0 +1,481 @@
+"""``tvbench train``: fine-tune a registered model on a preset, select the best epoch on validation, evaluate it on
+the test split and write a run record.
+
+Output folder: ``train_log.jsonl`` (losses per term, lr, grad norm, validation metrics), ``checkpoints/last``
+(weights + optimizer + RNG + step, rewritten after every epoch; ``--resume`` continues from it bit-exactly on CPU),
+``checkpoints/best`` (the selected weights; `tvbench evaluate --checkpoint` takes it) and ``record/`` (run.json +
+ranks.npz of the test evaluation). Under ``torchrun`` every rank takes a slice of each global batch, features are
+all-gathered with gradients before ``model.losses``, gradients are summed across ranks, and only rank 0 writes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import random
+import shlex
+import sys
+import time
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from benchmark.checkpoint import load_training_state, load_weights, read_state, save_checkpoint
+from benchmark.data import load_split
+from benchmark.data.dataset import PairDataset
+from benchmark.data.split import Split
+from benchmark.data.text import TextTokenizer
+from benchmark.data.video import ClipAugment, VideoConfig
+from benchmark.distributed import DistEnv, barrier, gather_features, init_distributed, sum_gradients
+from benchmark.evaluate import evaluate_model, evaluate_split
+from benchmark.metrics import METRICS
+from benchmark.optimization import apply_schedule, make_optimizer, parameter_groups
+from benchmark.presets import Preset, TrainConfig, load_preset, resolve
+from benchmark.registry import build_model, model_spec
+
+LOG_FILE = "train_log.jsonl"
+LAST, BEST, RECORD = "checkpoints/last", "checkpoints/best", "record"
+
+
+class TrainError(RuntimeError):
+    """A run that cannot start or continue as asked; the message says how to fix it."""
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch, and ask torch for deterministic kernels where it has them."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)  # noqa: NPY002 (libraries may draw from the global RNG)
+    torch.manual_seed(seed)
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def carve_holdout(split: Split, n_videos: int, captions_per_video: int = 1, seed: int = 0) -> tuple[Split, Split]:
+    """(train, val): the `n_videos` videos first in sha256("seed:video_id") order become validation (with their
+    first `captions_per_video` captions); the rest, with all their captions, stay for training. Deterministic and
+    independent of file order, so the same videos are held out on every machine."""
+    if not 0 < n_videos < len(split.videos):
+        raise TrainError(f"Cannot hold out {n_videos} of the {len(split.videos)} videos of {split.split}.")
+    ranked = sorted(split.videos, key=lambda v: hashlib.sha256(f"{seed}:{v.id}".encode()).hexdigest())
+    held = {v.id for v in ranked[:n_videos]}
+    val_videos = [v for v in split.videos if v.id in held]
+    train_videos = [v for v in split.videos if v.id not in held]
+    taken: dict[str, int] = {}
+    val_texts = []
+    for text in split.texts:
+        if text.video_id in held and taken.get(text.video_id, 0) < captions_per_video:
+            taken[text.video_id] = taken.get(text.video_id, 0) + 1
+            val_texts.append(text)
+    train_texts = [t for t in split.texts if t.video_id not in held]
+    meta = {"carved_from": split.split, "fingerprint_of_source": split.fingerprint, "seed": seed}
+    return (
+        Split(split.benchmark, f"{split.split}-minus-holdout{n_videos}", train_videos, train_texts, meta),
+        Split(split.benchmark, f"{split.split}-holdout{n_videos}", val_videos, val_texts, meta),
+    )
+
+
+def epoch_batches(split: Split, cfg: TrainConfig, seed: int, epoch: int, rank: int, world: int) -> list[list[int]]:
+    """This rank's slice of every global batch of `epoch` (text indices). Global batches are drawn from a generator
+    seeded by (seed, epoch); rank r takes the r-th contiguous slice, so gathering in rank order rebuilds the batch."""
+    generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
+    if cfg.train_pairs == "all":
+        samples = torch.randperm(len(split.texts), generator=generator).tolist()
+    else:
+        by_video: dict[int, list[int]] = {}
+        for text, video in enumerate(split.text_to_video.tolist()):
+            by_video.setdefault(video, []).append(text)
+        picks = [texts[int(torch.randint(len(texts), (1,), generator=generator))] for texts in by_video.values()]
+        samples = [picks[i] for i in torch.randperm(len(picks), generator=generator).tolist()]
+    per_rank = cfg.batch_size // world
+    n_batches = len(samples) // cfg.batch_size
+    return [
+        samples[b * cfg.batch_size + rank * per_rank : b * cfg.batch_size + (rank + 1) * per_rank]
+        for b in range(n_batches)
+    ]
+
+
+def steps_per_epoch(split: Split, cfg: TrainConfig) -> int:
+    """Full global batches per epoch (the last partial batch is dropped, as in the official code)."""
+    n = len(split.texts) if cfg.train_pairs == "all" else len(set(split.text_to_video.tolist()))
+    return n // cfg.batch_size
+
+
+@dataclass
+class RunSetup:
+    """A model built for a preset, with its merged configs and the data pieces to feed it."""
+
+    preset: Preset
+    model_name: str
+    model: Any
+    model_config: dict[str, Any]
+    train: TrainConfig
+    sources: list[str]
+    data_root: Path
+    video_cfg: VideoConfig
+    tokenizer: TextTokenizer
+    env: DistEnv
+    seed: int | None = None
+    select_on_test: bool = False
+    _splits: dict[str, Split] = field(default_factory=dict)
+
+    @property
+    def cache_frames(self) -> bool:
+        return bool(self.preset.data.get("cache_frames", False))
+
+    def _load(self, name: str) -> Split:
+        if name not in self._splits:
+            self._splits[name] = load_split(self.preset.benchmark, self.data_root, name)
+        return self._splits[name]
+
+    def train_val(self) -> tuple[Split, Split]:
+        """The training split and the validation split (the preset's val, a hold-out carved from train, or the test
+        split in --select-on-test parity mode)."""
+        data = self.preset.data
+        train = self._load(data["train"])
+        holdout = data.get("holdout")
+        if holdout:
+            train, val = carve_holdout(train, holdout["videos"], holdout.get("captions_per_video", 1),
+                                       holdout.get("seed", 0))
+        else:
+            val = self._load(data["val"])
+        return train, self.split("test") if self.select_on_test else val
+
+    def split(self, name: str) -> Split:
+        """`test`, `val`, `train` (the preset's splits, hold-out applied) or any split name of the benchmark."""
+        if name == "test":
+            return self._load(self.preset.data["test"])
+        if name in ("train", "val"):
+            train, val = self.train_val()
+            return train if name == "train" else val
+        return self._load(name)
+
+    def record_config(self) -> dict[str, Any]:
+        """The `config` block of run records: model config, training config, preset and merge sources."""
+        return {"model": self.model_config, "train": asdict(self.train), "preset": self.preset.name,
+                "sources": self.sources}
+
+    def record_extra(self) -> dict[str, Any]:
+        return {"data_root": str(self.data_root)}
+
+
+def _pretrained_weights(preset: Preset, data_root: Path, env: DistEnv) -> str:
+    from benchmark.pretrain import PretrainConfig, ensure_pretrained
+
+    config = PretrainConfig(backbone=preset.backbone["name"], **preset.backbone.get("pretrain", {}))
+    if env.is_main:
+        path = ensure_pretrained(data_root, config, progress=True)
+    barrier(env)
+    if not env.is_main:
+        path = ensure_pretrained(data_root, config, progress=False)
+    return str(path)
+
+
+def prepare_model_run(
+    *,
+    checkpoint: str | Path | None = None,
+    model_name: str | None = None,
+    preset: str | Preset | None = None,
+    sets: list[str] | tuple[str, ...] = (),
+    data_root: str | Path | None = None,
+    clip_weights: str | None = None,
+    env: DistEnv | None = None,
+    seed: int | None = None,
+    select_on_test: bool = False,
+) -> RunSetup:
+    """Resolve configs and build the model, either fresh (`model_name` + `preset`) or from a checkpoint directory."""
+    env = env or init_distributed()
+    state: dict[str, Any] | None = None
+    if checkpoint is not None:
+        state = read_state(checkpoint)
+        model_name, preset = state["model"], preset or state["preset"]
+        data_root = data_root or state.get("data_root")
+        seed, select_on_test = state.get("seed"), state.get("select_on_test", False)
+    if model_name is None or preset is None:
+        raise TrainError("Name a model and a preset (e.g. --model clip4clip-meanp --preset synthvtt).")
+    preset = preset if isinstance(preset, Preset) else load_preset(preset)
+    root = Path(data_root or preset.data["root"])
+    if state is not None:
+        model_config, sources = dict(state["config"]), list(state.get("sources", []))
+        train_cfg = preset.train_config(**{**state["train"], **_eval_sets(sets)})
+        model = build_model(model_name, **{**model_config, "clip_weights": "random"})
+        load_weights(checkpoint, model)
+    else:
+        sets = list(sets) + ([f"clip_weights={json.dumps(clip_weights)}"] if clip_weights else [])
+        resolved = resolve(preset, model_name, sets)
+        model_config, train_cfg, sources = resolved.model, resolved.train, resolved.sources
+        if model_config.get("clip_weights") is None and preset.backbone.get("weights") == "pretrain":
+            model_config["clip_weights"] = _pretrained_weights(preset, root, env)
+        if seed is not None:
+            torch.manual_seed(seed)
+        model = build_model(model_name, **model_config)
+    model.to(env.device)
+    video_cfg = VideoConfig.from_preprocess(
+        model.backbone.clip.visual.preprocess_cfg,
+        max_frames=train_cfg.max_frames, framerate=train_cfg.framerate, sampling=train_cfg.sampling,
+    )
+    tokenizer = TextTokenizer(train_cfg.max_words, name=model_config["backbone"])
+    return RunSetup(preset, model_name, model, model_config, train_cfg, sources, root, video_cfg, tokenizer, env,
+                    seed, select_on_test)
+
+
+def _eval_sets(sets: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """--set overrides allowed when evaluating a checkpoint: evaluation fields only (the model is fixed)."""
+    from benchmark.presets import parse_sets
+
+    allowed = ("eval_batch_size", "chunk_texts", "chunk_videos", "num_workers")
+    values = parse_sets(sets)
+    bad = sorted(set(values) - set(allowed))
+    if bad:
+        raise TrainError(f"A checkpoint's model and recipe are fixed; --set may only change {allowed}, not {bad}.")
+    return values
+
+
+def _autocast(env: DistEnv, cfg: TrainConfig) -> tuple[Any, torch.amp.GradScaler | None]:
+    if env.device.type != "cuda" or cfg.amp == "none":
+        return nullcontext(), None
+    dtype = torch.bfloat16 if cfg.amp == "bf16" else torch.float16
+    scaler = torch.amp.GradScaler("cuda") if cfg.amp == "fp16" else None
+    return torch.autocast("cuda", dtype=dtype), scaler
+
+
+class JsonlLog:
+    """Append-only JSON-lines log (rank 0); on resume, lines past the checkpoint's step are dropped first."""
+
+    def __init__(self, path: Path, enabled: bool, keep_until_step: int | None = None) -> None:
+        self.path, self.enabled = path, enabled
+        if not enabled:
+            return
+        if keep_until_step is None:
+            path.write_text("", encoding="utf-8")
+        elif path.is_file():
+            kept = [line for line in path.read_text(encoding="utf-8").splitlines()
+                    if line and json.loads(line).get("step", 0) <= keep_until_step]
+            path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+
+    def write(self, **entry: Any) -> None:
+        if self.enabled:
+            with self.path.open("a", encoding="utf-8") as f:
+                f.write(json.dumps(entry) + "\n")
+
+
+def _better(value: float, best: float | None, metric: str) -> bool:
+    if best is None:
+        return True
+    return value > best if METRICS[metric].higher_is_better else value < best
+
+
+def _checkpoint_state(setup: RunSetup, **values: Any) -> dict[str, Any]:
+    return {"model": setup.model_name, "config": setup.model_config, "train": asdict(setup.train),
+            "preset": setup.preset.name, "sources": setup.sources, "data_root": str(setup.data_root),
+            "seed": setup.seed, "select_on_test": setup.select_on_test, **values}
+
+
+def train_step(
+    model: Any,
+    optimizer: torch.optim.Optimizer,
+    batch: dict[str, torch.Tensor],
+    env: DistEnv,
+    params: list[torch.nn.Parameter],
+    cfg: TrainConfig,
+    autocast: Any = None,
+    scaler: torch.amp.GradScaler | None = None,
+) -> tuple[float, dict[str, float], float | None]:
+    """One optimiser step on this rank's slice of a global batch: encode, all-gather features (with gradients),
+    sum `model.losses`, backward, sum gradients across ranks, clip, step. Returns (loss, terms, grad norm)."""
+    autocast = autocast or nullcontext()
+    with autocast:
+        text = model.encode_text(batch["tokens"].to(env.device), batch["mask"].to(env.device))
+        video = model.encode_video(batch["frames"].to(env.device), batch["frame_mask"].to(env.device))
+    ids = batch["video_index"].to(env.device)
+    if env.distributed:
+        text, video, ids = gather_features(text), gather_features(video), gather_features({"i": ids})["i"]
+    with autocast:
+        terms = model.losses(text, video, ids)
+    loss = sum(terms.values())
+    optimizer.zero_grad(set_to_none=True)
+    (scaler.scale(loss) if scaler else loss).backward()
+    sum_gradients(params, env)
+    if scaler:
+        scaler.unscale_(optimizer)
+    grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip) if cfg.grad_clip > 0 else None
+    if scaler:
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        optimizer.step()
+    return loss.item(), {k: v.item() for k, v in terms.items()}, None if grad_norm is None else float(grad_norm)
+
+
+def _train(setup: RunSetup, out_dir: Path, resume: bool, max_steps: int | None, progress: bool) -> dict[str, Any]:
+    """The training loop; returns the selection summary (best epoch, value, ...)."""
+    env, cfg, model = setup.env, setup.train, setup.model
+    if cfg.batch_size % env.world_size:
+        raise TrainError(f"batch_size {cfg.batch_size} is not divisible by the {env.world_size} processes.")
+    train_split, val_split = setup.train_val()
+    per_epoch = steps_per_epoch(train_split, cfg)
+    if per_epoch == 0:
+        raise TrainError(
+            f"batch_size {cfg.batch_size} exceeds the training samples of {train_split.split}; lower it with "
+            "--set batch_size=N."
+        )
+    total = (cfg.schedule_epochs or cfg.epochs) * per_epoch
+    stop_at = min(cfg.epochs * per_epoch, max_steps) if max_steps else cfg.epochs * per_epoch
+    total = min(total, stop_at) if max_steps else total
+    optimizer = make_optimizer(parameter_groups(model, cfg.lr, cfg.coef_lr, cfg.weight_decay), cfg.betas, cfg.eps)
+    autocast, scaler = _autocast(env, cfg)
+    augment = ClipAugment() if cfg.augment else None
+    dataset = PairDataset(train_split, setup.video_cfg, setup.tokenizer, augment=augment,
+                          on_bad_video=setup.preset.data.get("on_bad_video", "error"),
+                          cache_frames=setup.cache_frames, seed=setup.seed or 0)
+    metric_dir, metric = cfg.select_metric.split("/")
+    step, start_epoch, best, best_epoch = 0, 0, None, None
+    last_dir = out_dir / LAST
+    if resume and (last_dir / "state.json").is_file():
+        state = read_state(last_dir)
+        if state["config"] != setup.model_config or state["train"] != json.loads(json.dumps(asdict(cfg))):
+            raise TrainError(f"{last_dir} was written with another config; resume with the same --set values.")
+        load_weights(last_dir, model)
+        state = load_training_state(last_dir, optimizer)
+        if scaler is not None and state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
+        step, start_epoch = state["step"], state["epoch"] + 1
+        best, best_epoch = state["best"]["value"], state["best"]["epoch"]
+    elif (out_dir / LAST).exists() and not resume:
+        raise TrainError(f"{out_dir} already holds a run; pass --resume to continue it or choose another --out.")
+    log = JsonlLog(out_dir / LOG_FILE, env.is_main, keep_until_step=step if resume else None)
+    log.write(event="start", step=step, epoch=start_epoch, steps_per_epoch=per_epoch, total_steps=total,
+              world_size=env.world_size, train_split=train_split.split, val_split=val_split.split,
+              n_train_texts=len(train_split.texts))
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    model.train()
+    show = progress and env.is_main
+    epochs = tqdm(range(start_epoch, cfg.epochs), desc=f"train {setup.model_name}", disable=not show,
+                  initial=start_epoch, total=cfg.epochs)
+    for epoch in epochs:
+        if step >= stop_at:
+            break
+        dataset.set_epoch(epoch)
+        batches = epoch_batches(train_split, cfg, setup.seed or 0, epoch, env.rank, env.world_size)
+        loader = DataLoader(dataset, batch_sampler=batches, num_workers=cfg.num_workers,
+                            generator=torch.Generator().manual_seed((setup.seed or 0) * 1000 + epoch))
+        for batch in tqdm(loader, desc=f"epoch {epoch + 1}", leave=False, disable=not show):
+            if step >= stop_at:
+                break
+            apply_schedule(optimizer, step, total, cfg.warmup_proportion)
+            began = time.perf_counter()
+            loss, terms, grad_norm = train_step(model, optimizer, batch, env, params, cfg, autocast, scaler)
+            step += 1
+            log.write(event="step", step=step, epoch=epoch + 1, loss=loss, **{f"loss/{k}": v for k, v in terms.items()},
+                      **{f"lr/{g['name']}": g["lr"] for g in optimizer.param_groups}, grad_norm=grad_norm,
+                      seconds=time.perf_counter() - began)
+        result, _ = evaluate_split(
+            model, val_split, setup.video_cfg, setup.tokenizer, batch_size=cfg.eval_batch_size,
+            chunk_texts=cfg.chunk_texts, chunk_videos=cfg.chunk_videos, env=env, cache_frames=setup.cache_frames,
+            num_workers=cfg.num_workers,
+        )
+        value = None
+        if env.is_main:
+            value = float(result[metric_dir][metric])
+            log.write(event="validation", step=step, epoch=epoch + 1, split=val_split.split,
+                      t2v=result["t2v"], v2t=result["v2t"])
+            if _better(value, best, metric):
+                best, best_epoch = value, epoch + 1
+                save_checkpoint(out_dir / BEST, model, _checkpoint_state(setup, epoch=epoch, step=step,
+                                                                         selected_on=val_split.split, value=value))
+            save_checkpoint(last_dir, model, _checkpoint_state(
+                setup, epoch=epoch, step=step, best={"value": best, "epoch": best_epoch},
+                scaler=scaler.state_dict() if scaler else None), optimizer)
+            epochs.set_postfix({cfg.select_metric: f"{value:.1f}"})
+        barrier(env)
+    if env.is_main and not (out_dir / BEST).is_dir():
+        raise TrainError(f"No epoch finished in {out_dir}; nothing to select (was max_steps 0?).")
+    return {"split": val_split.split, "metric": cfg.select_metric, "best_epoch": best_epoch, "best_value": best,
+            "steps": step, "steps_per_epoch": per_epoch, "total_schedule_steps": total,
+            "select_on_test": setup.select_on_test}
+
+
+def train_run(
+    preset: str | Preset,
+    model_name: str,
+    seed: int,
+    out_dir: str | Path,
+    sets: list[str] | tuple[str, ...] = (),
+    *,
+    data_root: str | Path | None = None,
+    clip_weights: str | None = None,
+    resume: bool = False,
+    select_on_test: bool = False,
+    max_steps: int | None = None,
+    device: str | None = None,
+    progress: bool = True,
+    command: str | None = None,
+) -> Path:
+    """Train `model_name` on `preset` with `seed` (zero-shot models skip training), evaluate the selected checkpoint
+    on the test split and write the run record; returns the record directory (OUT/record)."""
+    env = init_distributed(device)
+    seed_everything(seed)
+    out_dir = Path(out_dir)
+    setup = prepare_model_run(model_name=model_name, preset=preset, sets=sets, data_root=data_root,
+                              clip_weights=clip_weights, env=env, seed=seed, select_on_test=select_on_test)
+    trained = bool(model_spec(model_name).cls.trainable)
+    extra = {**setup.record_extra(), "trained": trained}
+    if trained:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        selection = _train(setup, out_dir, resume, max_steps, progress)
+        if env.is_main:
+            load_weights(out_dir / BEST, setup.model)
+        barrier(env)
+        if env.distributed:  # every rank evaluates with the selected weights
+            for tensor in setup.model.state_dict().values():
+                torch.distributed.broadcast(tensor, src=0)
+        extra.update(selection=selection, checkpoint=str(out_dir / BEST), log=str(out_dir / LOG_FILE))
+    cfg = setup.train
+    record_dir = out_dir / RECORD
+    evaluate_model(
+        setup.model, setup.split("test"), setup.video_cfg, setup.tokenizer,
+        method=model_name, config=setup.record_config(), seed=seed, select_on_test=select_on_test, extra=extra,
+        out_dir=record_dir if env.is_main else None, command=command, batch_size=cfg.eval_batch_size,
+        chunk_texts=cfg.chunk_texts, chunk_videos=cfg.chunk_videos, ties=setup.preset.eval.get("ties", "random"),
+        v2t=setup.preset.eval.get("v2t", "max-over-captions"), env=env, cache_frames=setup.cache_frames,
+        num_workers=cfg.num_workers, progress=progress,
+    )
+    barrier(env)
+    return record_dir
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--preset", required=True, help="preset name (benchmark/presets/<name>.json) or file")
+    parser.add_argument("--model", required=True, help="registered model name (see `tvbench models`)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", required=True, type=Path, help="run folder (checkpoints, log, record/)")
+    parser.add_argument("--data-root", type=Path, help="benchmark folder (default: the preset's data.root)")
+    parser.add_argument("--clip-weights", help="CLIP weights file (SynthVTT: the pretrained tiny backbone if omitted)")
+    parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a training or model field, value parsed as JSON (repeatable)")
+    parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/last")
+    parser.add_argument("--select-on-test", action="store_true",
+                        help="parity mode: select the epoch on the TEST split as the official code does (recorded)")
+    parser.add_argument("--max-steps", type=int, help="stop after this many optimiser steps (smoke tests)")
+    parser.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def run(args: argparse.Namespace) -> int:
+    record = train_run(
+        args.preset, args.model, args.seed, args.out, args.sets, data_root=args.data_root,
+        clip_weights=args.clip_weights, resume=args.resume, select_on_test=args.select_on_test,
+        max_steps=args.max_steps, device=args.device, progress=not args.quiet,
+        command=shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+    )
+    if init_distributed(args.device).is_main:
+        print(json.dumps({"record": str(record), "metrics": json.loads((record / "run.json").read_text())["metrics"]},
+                         indent=2))
+    return 0
