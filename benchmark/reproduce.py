@@ -1,0 +1,308 @@
+"""``tvbench reproduce``: the whole study for a preset, end to end and resumable.
+
+SynthVTT (default): generate the data, pretrain the tiny backbone, train and evaluate the grid of methods and
+GLSCL ablations over seeds, measure efficiency, fill a local leaderboard and write the study report. Real presets:
+check every input first, print the plan and a GPU-hour estimate, then run each training under torchrun (DDP).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from benchmark.data import load_split, loader_spec
+from benchmark.data.video import VideoDecodeError, probe_video
+from benchmark.io import write_json
+from benchmark.presets import Preset, list_presets, load_preset, resolve
+from benchmark.registry import model_spec
+from benchmark.runs import RunRecord, load_run, write_run
+
+GRID = (
+    "clip-zeroshot", "clip4clip-meanp", "clip4clip-seqtransf", "xpool",
+    "glscl", "glscl-no-icl", "glscl-no-idl", "glscl-no-aux", "glscl-global-only",
+)  # fmt: skip
+SYNTH_PRESET = "synthvtt"
+# --quick: a small SynthVTT and short training, for the end-to-end test (numbers are not meaningful).
+QUICK_DATA = {"n_train": 64, "n_val": 12, "n_test": 24, "n_images": 256}
+QUICK_PRETRAIN_STEPS = 15
+QUICK_SETS = ("epochs=1", "batch_size=16")
+# GPU-hour estimate: fwd+bwd of one frame = 3x the forward GFLOPs of the image tower (FlopCounterMode,
+# dependencies.md), at an assumed sustained 100 TFLOP/s per GPU (A100/H100-class, mixed precision).
+FRAME_FWD_GFLOPS = {"ViT-B-32": 8.72, "ViT-B-16": 35.1}
+SUSTAINED_TFLOPS = 100.0
+
+
+class InputError(FileNotFoundError):
+    """Inputs of a real preset are missing or unreadable; the message lists every problem found."""
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One cell of the grid: a model, a seed, and the folder its run lives in."""
+
+    model: str
+    seed: int
+    directory: Path
+
+    @property
+    def record_dir(self) -> Path:
+        return self.directory / "record"
+
+
+def plan_runs(models: list[str], seeds: list[int], runs_dir: Path) -> list[RunSpec]:
+    """The grid: every model with every seed, untrained models (zero-shot) once."""
+    specs = []
+    for model in models:
+        model_seeds = seeds if model_spec(model).cls.trainable else seeds[:1]
+        specs += [RunSpec(model, s, runs_dir / model / f"seed{s}") for s in model_seeds]
+    return specs
+
+
+def run_key(preset: Preset, spec: RunSpec, sets: tuple[str, ...], weights: str | None) -> str:
+    """What makes a run: the preset's data/eval/backbone settings, the merged model and training config, the seed and
+    the weights (not the preset's notes); a finished run with the same key is not redone."""
+    resolved = resolve(preset, spec.model, list(sets))
+    blob = json.dumps(
+        {"benchmark": preset.benchmark, "data": preset.data, "eval": preset.eval, "backbone": preset.backbone,
+         "model": spec.model, "config": resolved.model, "train": asdict(resolved.train), "seed": spec.seed,
+         "weights": weights},
+        sort_keys=True, default=str,
+    )  # fmt: skip
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def finished(spec: RunSpec, key: str) -> bool:
+    """Whether `spec` already has a valid record made with `key`."""
+    key_file = spec.directory / "run_key.txt"
+    if not key_file.is_file() or key_file.read_text().strip() != key:
+        return False
+    try:
+        load_run(spec.record_dir)
+    except ValueError:
+        return False
+    return True
+
+
+def prepare_synthvtt(out: Path, quick: bool, preset: Preset) -> tuple[Path, str]:
+    """Generate SynthVTT (if absent) and pretrain the tiny backbone (cached by config hash): (data root, weights)."""
+    from benchmark.data.synthvtt import generate
+    from benchmark.pretrain import PretrainConfig, ensure_pretrained
+
+    data_root = out / "data" / ("synthvtt-quick" if quick else "synthvtt")
+    result = generate(data_root, **(QUICK_DATA if quick else preset.data.get("generate", {})))
+    print(f"SynthVTT at {data_root} ({'reused' if result.skipped else f'generated in {result.seconds:.0f} s'})")
+    settings = dict(preset.backbone.get("pretrain", {}), **({"steps": QUICK_PRETRAIN_STEPS} if quick else {}))
+    config = PretrainConfig(backbone=preset.backbone["name"], **settings)
+    weights = ensure_pretrained(data_root, config, cache=out / "cache" / "backbones")
+    return data_root, str(weights)
+
+
+def check_real_inputs(preset: Preset, data_root: Path | None, clip_weights: Path | None, probe: bool = True) -> dict:
+    """Every input of a real preset, checked before any work: annotation files of each split, every video readable,
+    the weights file. Raises InputError listing all problems; returns the loaded splits."""
+    problems = []
+    if data_root is None or not Path(data_root).is_dir():
+        problems.append(f"data root `{data_root}` does not exist: pass --data-root DIR with the {preset.benchmark} "
+                        f"files (see README 'Pointing a loader at a real download').")  # fmt: skip
+    if clip_weights is None or not Path(clip_weights).is_file():
+        url = f" ({preset.backbone['name']}.pt from OpenAI's CLIP release)" if preset.backbone.get("name") else ""
+        problems.append(f"CLIP weights file `{clip_weights}` does not exist: pass --clip-weights FILE{url}.")
+    splits: dict[str, Any] = {}
+    if data_root is not None and Path(data_root).is_dir():
+        roles = (preset.data.get("train"), preset.data.get("val"), preset.test_split)
+        for role in dict.fromkeys(r for r in roles if r):
+            try:
+                splits[role] = load_split(preset.benchmark, data_root, role)
+            except (OSError, ValueError, KeyError) as err:
+                problems.append(f"split `{role}`: {err}")
+    if probe and not problems:
+        videos = {v.id: v for split in splits.values() for v in split.videos}
+        bad = []
+        for video in tqdm(videos.values(), desc="checking videos", unit="video"):
+            try:
+                probe_video(video.path)
+            except VideoDecodeError as err:
+                bad.append(str(err))
+        if bad:
+            problems.append(f"{len(bad)} of {len(videos)} videos are missing or unreadable, e.g.: "
+                            + "; ".join(bad[:5]))
+    if problems:
+        raise InputError("Cannot start the study:\n  - " + "\n  - ".join(problems))
+    return splits
+
+
+def print_plan(preset: Preset, specs: list[RunSpec], train_split: Any, nproc: int) -> None:
+    """Runs, seeds and steps, and an estimate of GPU hours from the backbone's counted FLOPs."""
+    from benchmark.train import steps_per_epoch
+
+    cfg = preset.train_config()
+    steps = steps_per_epoch(train_split, cfg) * cfg.epochs
+    trained = [s for s in specs if model_spec(s.model).cls.trainable]
+    frame_gflops = FRAME_FWD_GFLOPS.get(preset.backbone["name"], 8.72)
+    seconds_per_step = 3 * frame_gflops * 1e9 * cfg.batch_size * cfg.max_frames / (SUSTAINED_TFLOPS * 1e12 * nproc)
+    gpu_hours = len(trained) * steps * seconds_per_step * nproc / 3600
+    print(f"Plan for preset {preset.name}: {len(specs)} runs ({len(trained)} trained), seeds "
+          f"{sorted({s.seed for s in specs})}, {cfg.epochs} epochs x {steps // cfg.epochs} steps of batch "
+          f"{cfg.batch_size} on {nproc} GPU(s).")  # fmt: skip
+    print(f"Estimate: ~{gpu_hours:.1f} GPU hours of backbone compute ({3 * frame_gflops:.1f} GFLOPs per frame fwd+bwd "
+          f"at {SUSTAINED_TFLOPS:.0f} TFLOP/s sustained; data loading and evaluation not included).")  # fmt: skip
+
+
+def execute(spec: RunSpec, preset: Preset, data_root: Path, weights: str | None, sets: tuple[str, ...],
+            nproc: int | None) -> None:
+    """Train and evaluate one run: in this process, or under torchrun with `nproc` processes."""
+    if nproc is None:
+        from benchmark.train import train_run
+
+        train_run(preset, spec.model, spec.seed, spec.directory, sets, data_root=data_root, clip_weights=weights,
+                  resume=(spec.directory / "checkpoints").exists(), progress=True)  # fmt: skip
+        return
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+               "-m", "benchmark", "train", "--preset", preset.name, "--model", spec.model, "--seed", str(spec.seed),
+               "--out", str(spec.directory), "--data-root", str(data_root), "--quiet"]  # fmt: skip
+    command += ["--clip-weights", weights] if weights else []
+    command += [arg for s in sets for arg in ("--set", s)]
+    command += ["--resume"] if (spec.directory / "checkpoints").exists() else []
+    print("$", shlex.join(command))
+    subprocess.run(command, check=True)
+
+
+def attach_efficiency(record_dir: Path, model: str, preset: Preset, cache: Path, weights: str | None) -> RunRecord:
+    """Add the efficiency block (measured on the run's own model configuration) to a finished record."""
+    from benchmark.efficiency import efficiency_block
+    from benchmark.registry import build_model
+
+    record = load_run(record_dir)
+    if record.efficiency is None:
+        path = cache / f"{model}-{preset.name}.json"
+        if path.is_file():
+            block = json.loads(path.read_text())
+        else:
+            config = {**record.config["model"], "clip_weights": "random"}
+            train = record.config["train"]
+            block = efficiency_block(build_model(model, **config), frames=train["max_frames"], words=train["max_words"])
+            write_json(path, block)
+        record.efficiency = block
+        write_run(record, record_dir)
+    return record
+
+
+def paper_setting_costs(models: list[str], cache: Path) -> dict[str, dict]:
+    """Head cost of every model at the paper's setting (ViT-B/32, 12 frames, 32 words), cached per model."""
+    from benchmark.efficiency import efficiency_block
+    from benchmark.registry import build_model
+
+    costs = {}
+    for model in tqdm(models, desc="efficiency at ViT-B/32", unit="model"):
+        path = cache / f"{model}-paper.json"
+        if not path.is_file():
+            write_json(path, efficiency_block(build_model(model, backbone="ViT-B-32", clip_weights="random"),
+                                              frames=12, words=32))  # fmt: skip
+        costs[model] = json.loads(path.read_text())
+    return costs
+
+
+def publish(records: dict[str, list[tuple[RunSpec, RunRecord]]], test_split: Any, root: Path) -> None:
+    """Rebuild the local leaderboard's entries of this benchmark from the run records and render it."""
+    from leaderboard.board import build_boards
+    from leaderboard.render import write_site
+    from leaderboard.splits import register_split_manifest
+    from leaderboard.submit import Submission, submit
+
+    register_split_manifest(root, test_split)
+    shutil.rmtree(root / "entries" / test_split.benchmark, ignore_errors=True)
+    for model, runs in records.items():
+        for spec, _ in runs:
+            meta = Submission(benchmark=test_split.benchmark, name=f"{model} seed {spec.seed}", seed=spec.seed,
+                              group=model, kind="reproduced", method=model)  # fmt: skip
+            submit(spec.record_dir, meta, root)
+    write_site(build_boards(root), root)
+
+
+def reproduce(
+    preset_name: str = SYNTH_PRESET,
+    *,
+    out: Path = Path("results"),
+    seeds: int | None = None,
+    quick: bool = False,
+    models: list[str] | None = None,
+    data_root: Path | None = None,
+    clip_weights: Path | None = None,
+    nproc: int | None = None,
+) -> Path:
+    """Run the study for `preset_name`; returns the report's path."""
+    from benchmark.study_report import write_study_report
+
+    start = time.perf_counter()
+    preset = load_preset(preset_name)
+    models = models or list(GRID)
+    synthetic = preset.benchmark == "synthvtt"
+    preset_seeds = list(preset.train_config().seeds)
+    seed_list = list(range(seeds)) if seeds else preset_seeds[:1] if quick else preset_seeds
+    study_dir = out / (f"{preset.name}-quick" if quick else preset.name)
+    specs = plan_runs(models, seed_list, study_dir / "runs")
+    sets = QUICK_SETS if quick else ()
+    if synthetic:
+        data_root, weights = prepare_synthvtt(out, quick, preset)
+        test_split = load_split(preset.benchmark, data_root, preset.test_split)
+        launch = None
+    else:
+        splits = check_real_inputs(preset, data_root, clip_weights)
+        weights, test_split = str(clip_weights), splits[preset.test_split]
+        print_plan(preset, specs, splits[preset.data["train"]], nproc or 1)
+        launch = nproc or 1
+    cache = out / "cache" / "efficiency"
+    records: dict[str, list[tuple[RunSpec, RunRecord]]] = {}
+    for spec in tqdm(specs, desc=f"study {preset.name}", unit="run"):
+        key = run_key(preset, spec, sets, Path(weights).name if weights else None)
+        if not finished(spec, key):
+            tqdm.write(f"run {spec.model} seed {spec.seed}")
+            execute(spec, preset, Path(data_root), weights, sets, launch)
+            (spec.directory / "run_key.txt").write_text(key + "\n")
+        record = attach_efficiency(spec.record_dir, spec.model, preset, cache, weights)
+        records.setdefault(spec.model, []).append((spec, record))
+    paper_costs = paper_setting_costs(models, cache) if not quick else {}
+    leaderboard_root = out / "leaderboard"
+    publish(records, test_split, leaderboard_root)
+    report = write_study_report(
+        study_dir, preset, {m: [r for _, r in runs] for m, runs in records.items()}, test_split,
+        data_root=Path(data_root), paper_costs=paper_costs, quick=quick, leaderboard=leaderboard_root,
+        seconds=time.perf_counter() - start,
+    )  # fmt: skip
+    print(f"\nDone in {time.perf_counter() - start:.0f} s.\n  report:      {report}\n  report html: "
+          f"{report.with_suffix('.html')}\n  runs:        {study_dir / 'runs'}\n  leaderboard: "
+          f"{leaderboard_root / 'index.html'} (+ md, tex, csv per benchmark)")  # fmt: skip
+    return report
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--preset", default=SYNTH_PRESET, choices=list_presets(), help="study preset")
+    parser.add_argument("--seeds", type=int, help="number of seeds (default: the preset's; 1 with --quick)")
+    parser.add_argument("--quick", action="store_true", help="tiny data and one short epoch (for tests)")
+    parser.add_argument("--out", type=Path, default=Path("results"), help="output folder (default: results/)")
+    parser.add_argument("--models", nargs="+", help=f"subset of the grid (default: {' '.join(GRID)})")
+    parser.add_argument("--data-root", type=Path, help="real presets: the benchmark's folder")
+    parser.add_argument("--clip-weights", type=Path, help="real presets: the CLIP weights file (e.g. ViT-B-32.pt)")
+    parser.add_argument("--nproc", type=int, help="real presets: processes (GPUs) per training under torchrun")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        loader_spec(load_preset(args.preset).benchmark)
+        reproduce(args.preset, out=args.out, seeds=args.seeds, quick=args.quick, models=args.models,
+                  data_root=args.data_root, clip_weights=args.clip_weights, nproc=args.nproc)  # fmt: skip
+    except InputError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
