@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -43,3 +44,16 @@ def test_pretrain_train_evaluate_cli(tmp_path: Path, synth_root: Path, synth_cac
     assert again.metrics == trained.metrics and again.fingerprint == trained.fingerprint
     assert (evaluated / "sim.npy").is_file()
 
+
+
+def test_train_glscl_from_the_cli(tmp_path: Path, synth_root: Path, synth_clip_weights: Path) -> None:
+    out = tmp_path / "glscl"
+    _tvbench("train", "--preset", "synthvtt", "--model", "glscl", "--seed", "0", "--out", str(out),
+             "--data-root", str(synth_root), "--clip-weights", str(synth_clip_weights), "--set", "batch_size=8",
+             "--set", "max_frames=2", "--max-steps", "2", "--quiet")
+    record = load_run(out / "record")
+    assert record.method == "glscl" and record.extra["trained"] is True
+    assert record.config["model"]["num_queries"] == 4  # glscl/presets/synthvtt.json was merged
+    logged = [json.loads(line) for line in (out / "train_log.jsonl").open()]
+    terms = {key.split("/", 1)[1] for entry in logged for key in entry if key.startswith("loss/")}
+    assert terms == {"nce", "icl", "idl"}
