@@ -12,6 +12,7 @@ import io
 import json
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -48,20 +49,36 @@ def _mark(row: dict[str, Any], d: str, m: str, best: dict) -> tuple[bool, bool]:
     return is_best, (not is_best and row["tiers"][d][m] == 1)
 
 
-def _cell_text(row: dict[str, Any], d: str, m: str, best: dict, *, bold: str = "**") -> str:
+@dataclass(frozen=True)
+class CellMarkup:
+    """How one output format writes the parts of a cell: missing value, ± sd, best, tie mark, interval."""
+
+    missing: str = "–"
+    sd: str = " ± {:.1f}"
+    best: str = "**{}**"
+    tied: str = DAGGER
+    interval: str = " [{:.1f}, {:.1f}]"
+
+
+MARKDOWN_CELL = CellMarkup()
+LATEX_CELL = CellMarkup(missing="--", sd=r"$\pm${:.1f}", best=r"\textbf{{{}}}", tied=r"$^\dagger$",
+                        interval=r" {{\scriptsize[{:.1f}, {:.1f}]}}")
+
+
+def _cell_text(row: dict[str, Any], d: str, m: str, best: dict, markup: CellMarkup = MARKDOWN_CELL) -> str:
+    """One measured or reported cell: value, ± seed sd, bold when best, tie mark, interval."""
     value = row[d].get(m) if row[d] else None
-    text = _fmt(value)
+    text = markup.missing if value is None else f"{value:.1f}"
     sd = (row.get("sd") or {}).get(d) if row.get("sd") else None
     if sd and sd.get(m) is not None:
-        text += f" ± {sd[m]:.1f}"
+        text += markup.sd.format(sd[m])
     is_best, tied = _mark(row, d, m, best)
     if is_best:
-        text = f"{bold}{text}{bold}"
+        text = markup.best.format(text)
     if tied:
-        text += DAGGER
+        text += markup.tied
     if row.get("ci"):
-        low, high = row["ci"][d][m]
-        text += f" [{low:.1f}, {high:.1f}]"
+        text += markup.interval.format(*row["ci"][d][m])
     return text
 
 
@@ -105,23 +122,6 @@ def latex_escape(text: str) -> str:
     return "".join(_LATEX_ESCAPES.get(c, c) for c in text)
 
 
-def _latex_cell(row: dict[str, Any], d: str, m: str, best: dict) -> str:
-    value = row[d].get(m) if row[d] else None
-    text = _fmt(value).replace("–", "--")
-    sd = (row.get("sd") or {}).get(d) if row.get("sd") else None
-    if sd and sd.get(m) is not None:
-        text += rf"$\pm${sd[m]:.1f}"
-    is_best, tied = _mark(row, d, m, best)
-    if is_best:
-        text = rf"\textbf{{{text}}}"
-    if tied:
-        text += r"$^\dagger$"
-    if row.get("ci"):
-        low, high = row["ci"][d][m]
-        text += rf" {{\scriptsize[{low:.1f}, {high:.1f}]}}"
-    return text
-
-
 def to_latex(board: dict[str, Any], *, with_cite: bool = True) -> str:
     """A booktabs table: arrows for direction, bold best, dagger for ties with the best, intervals, caption."""
     best = best_values(board)
@@ -139,7 +139,7 @@ def to_latex(board: dict[str, Any], *, with_cite: bool = True) -> str:
         name = latex_escape(r["name"])
         if with_cite and r.get("cite"):
             name += rf"~\cite{{{r['cite']}}}"
-        cells = [_latex_cell(r, d, m, best) for d in DIRECTIONS for m in METRIC_NAMES]
+        cells = [_cell_text(r, d, m, best, LATEX_CELL) for d in DIRECTIONS for m in METRIC_NAMES]
         tier = "--" if r["tier"] is None else str(r["tier"])
         lines.append(" & ".join([name, r["kind"], *cells, tier]) + r" \\")
     dagger = r"$^\dagger$"
