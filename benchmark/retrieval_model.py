@@ -6,6 +6,7 @@ any chunk sizes; ``losses`` returns named terms whose sum is the training loss.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import torch
@@ -27,7 +28,7 @@ class RetrievalConfig:
     logit_scale_max: float = 100.0
 
 
-class RetrievalModel(nn.Module):
+class RetrievalModel(nn.Module, ABC):
     """A CLIP backbone plus a method-specific head; subclasses implement the four contract methods."""
 
     trainable: bool = True
@@ -70,14 +71,18 @@ class RetrievalModel(nn.Module):
         inside = {id(p) for p in self.backbone.parameters()}
         return [p for p in self.parameters() if id(p) not in inside]
 
+    @abstractmethod
     def encode_text(self, tokens: torch.Tensor, mask: torch.Tensor) -> Features:
-        raise NotImplementedError
+        """[B,L] tokens + mask -> per-text features (all per-text work, done once per text)."""
 
+    @abstractmethod
     def encode_video(self, frames: torch.Tensor, frame_mask: torch.Tensor) -> Features:
-        raise NotImplementedError
+        """[B,T,3,H,W] clips + [B,T] mask -> per-video features (all per-video work, done once per video)."""
 
+    @abstractmethod
     def score(self, text_feats: Features, video_feats: Features) -> torch.Tensor:
-        raise NotImplementedError
+        """[n_text, n_video] similarities from precomputed features: per-pair work only, any chunk sizes."""
 
+    @abstractmethod
     def losses(self, text_feats: Features, video_feats: Features, video_ids: torch.Tensor) -> dict[str, torch.Tensor]:
-        raise NotImplementedError
+        """Named loss terms on a batch (`nce` and any auxiliary terms); the training loss is their sum."""
