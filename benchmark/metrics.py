@@ -60,7 +60,10 @@ class QueryRanks:
     tied_relevant: np.ndarray
 
     def __post_init__(self) -> None:
-        arrays = [np.asarray(a, dtype=np.int64) for a in (self.greater, self.tied_other, self.tied_relevant)]
+        raw = [np.asarray(a) for a in (self.greater, self.tied_other, self.tied_relevant)]
+        if any(a.dtype.kind not in "iu" for a in raw):
+            raise ValueError("QueryRanks counts must be integer arrays.")
+        arrays = [a.astype(np.int64) for a in raw]
         if not all(a.ndim == 1 and len(a) == len(arrays[0]) for a in arrays):
             raise ValueError("QueryRanks arrays must be one-dimensional and of equal length.")
         if any((a < 0).any() for a in arrays) or (arrays[2] < 1).any():
@@ -237,9 +240,10 @@ def _count(
     group_sizes = np.bincount(relevant, minlength=n_cols)
     bounds = np.concatenate([[0], np.cumsum(group_sizes)])
     own = np.asarray(matrix[np.arange(n_rows), relevant])  # each row's relevant score
-    best = np.full(n_cols, -np.inf, dtype=np.float64)
+    lowest = -np.inf if matrix.dtype.kind == "f" else np.iinfo(matrix.dtype).min
+    best = np.full(n_cols, lowest, dtype=matrix.dtype)  # the matrix's own dtype: comparisons stay exact
     np.maximum.at(best, relevant, own)  # each column's best relevant (own-caption) score
-    best = best.astype(matrix.dtype, copy=False)[None, :] if matrix.dtype.kind == "f" else best[None, :]
+    best = best[None, :]
     row_greater = np.empty(n_rows, dtype=np.int64)
     row_tied = np.empty(n_rows, dtype=np.int64)
     col_greater = np.zeros(n_cols, dtype=np.int64)

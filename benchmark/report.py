@@ -66,7 +66,7 @@ def to_markdown(report: Report, relative_to: Path) -> str:
             out += [f"- {item}" for item in block.items] + [""]
         elif isinstance(block, Table):
             out += ([f"*{block.caption}*", ""] if block.caption else [])
-            out += [tabulate(block.rows, headers=block.headers, tablefmt="github"), ""]
+            out += [tabulate(block.rows, headers=block.headers, tablefmt="github", disable_numparse=True), ""]
         else:
             link = Path(block.path).resolve().relative_to(relative_to.resolve())
             out += [f"![{block.caption}]({link.as_posix()})", "", f"*{block.caption}*", ""]

@@ -82,16 +82,33 @@ def run_key(preset: Preset, spec: RunSpec, sets: tuple[str, ...], weights: str |
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
+FINISHED_KEY, STARTED_KEY = "run_key.txt", "started_key.txt"
+
+
+def _has_key(path: Path, key: str) -> bool:
+    return path.is_file() and path.read_text().strip() == key
+
+
 def finished(spec: RunSpec, key: str) -> bool:
     """Whether `spec` already has a valid record made with `key`."""
-    key_file = spec.directory / "run_key.txt"
-    if not key_file.is_file() or key_file.read_text().strip() != key:
+    if not _has_key(spec.directory / FINISHED_KEY, key):
         return False
     try:
         load_run(spec.record_dir)
     except ValueError:
         return False
     return True
+
+
+def begin_run(spec: RunSpec, key: str) -> bool:
+    """Prepare `spec`'s folder for a run with `key`; returns whether an interrupted run with the same key can be
+    resumed from its checkpoints. A folder left by a different key (changed preset or config) is cleared first."""
+    resumable = _has_key(spec.directory / STARTED_KEY, key) and (spec.directory / "checkpoints").is_dir()
+    if not resumable and spec.directory.exists():
+        shutil.rmtree(spec.directory)
+    spec.directory.mkdir(parents=True, exist_ok=True)
+    (spec.directory / STARTED_KEY).write_text(key + "\n")
+    return resumable
 
 
 def prepare_synthvtt(out: Path, quick: bool, preset: Preset) -> tuple[Path, str]:
@@ -160,38 +177,39 @@ def print_plan(preset: Preset, specs: list[RunSpec], train_split: Any, nproc: in
 
 
 def execute(spec: RunSpec, preset: Preset, data_root: Path, weights: str | None, sets: tuple[str, ...],
-            nproc: int | None) -> None:
+            nproc: int | None, resume: bool) -> None:
     """Train and evaluate one run: in this process, or under torchrun with `nproc` processes."""
     if nproc is None:
         from benchmark.train import train_run
 
         train_run(preset, spec.model, spec.seed, spec.directory, sets, data_root=data_root, clip_weights=weights,
-                  resume=(spec.directory / "checkpoints").exists(), progress=True)  # fmt: skip
+                  resume=resume, progress=True)  # fmt: skip
         return
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
                "-m", "benchmark", "train", "--preset", preset.name, "--model", spec.model, "--seed", str(spec.seed),
                "--out", str(spec.directory), "--data-root", str(data_root), "--quiet"]  # fmt: skip
     command += ["--clip-weights", weights] if weights else []
     command += [arg for s in sets for arg in ("--set", s)]
-    command += ["--resume"] if (spec.directory / "checkpoints").exists() else []
+    command += ["--resume"] if resume else []
     print("$", shlex.join(command))
     subprocess.run(command, check=True)
 
 
-def attach_efficiency(record_dir: Path, model: str, preset: Preset, cache: Path, weights: str | None) -> RunRecord:
-    """Add the efficiency block (measured on the run's own model configuration) to a finished record."""
+def attach_efficiency(record_dir: Path, model: str, cache: Path) -> RunRecord:
+    """Add the efficiency block (measured on the run's own model configuration, cached by it) to a finished record."""
     from benchmark.efficiency import efficiency_block
     from benchmark.registry import build_model
 
     record = load_run(record_dir)
     if record.efficiency is None:
-        path = cache / f"{model}-{preset.name}.json"
+        config = {**record.config["model"], "clip_weights": "random"}
+        frames, words = record.config["train"]["max_frames"], record.config["train"]["max_words"]
+        digest = hashlib.sha256(json.dumps([model, config, frames, words], sort_keys=True).encode()).hexdigest()[:12]
+        path = cache / f"{model}-{digest}.json"
         if path.is_file():
             block = json.loads(path.read_text())
         else:
-            config = {**record.config["model"], "clip_weights": "random"}
-            train = record.config["train"]
-            block = efficiency_block(build_model(model, **config), frames=train["max_frames"], words=train["max_words"])
+            block = efficiency_block(build_model(model, **config), frames=frames, words=words)
             write_json(path, block)
         record.efficiency = block
         write_run(record, record_dir)
@@ -214,18 +232,20 @@ def paper_setting_costs(models: list[str], cache: Path) -> dict[str, dict]:
 
 
 def publish(records: dict[str, list[tuple[RunSpec, RunRecord]]], test_split: Any, root: Path) -> None:
-    """Rebuild the local leaderboard's entries of this benchmark from the run records and render it."""
+    """Replace this study's entries on the local leaderboard with the current run records (other entries stay),
+    then render it."""
     from leaderboard.board import build_boards
     from leaderboard.render import write_site
     from leaderboard.splits import register_split_manifest
+    from leaderboard.store import slugify
     from leaderboard.submit import Submission, submit
 
     register_split_manifest(root, test_split)
-    shutil.rmtree(root / "entries" / test_split.benchmark, ignore_errors=True)
     for model, runs in records.items():
         for spec, _ in runs:
             meta = Submission(benchmark=test_split.benchmark, name=f"{model} seed {spec.seed}", seed=spec.seed,
                               group=model, kind="reproduced", method=model)  # fmt: skip
+            shutil.rmtree(root / "entries" / test_split.benchmark / slugify(meta.name), ignore_errors=True)
             submit(spec.record_dir, meta, root)
     write_site(build_boards(root), root)
 
@@ -267,13 +287,14 @@ def reproduce(
     for spec in tqdm(specs, desc=f"study {preset.name}", unit="run"):
         key = run_key(preset, spec, sets, Path(weights).name if weights else None)
         if not finished(spec, key):
-            tqdm.write(f"run {spec.model} seed {spec.seed}")
-            execute(spec, preset, Path(data_root), weights, sets, launch)
-            (spec.directory / "run_key.txt").write_text(key + "\n")
-        record = attach_efficiency(spec.record_dir, spec.model, preset, cache, weights)
+            resume = begin_run(spec, key)
+            tqdm.write(f"{'resume' if resume else 'run'} {spec.model} seed {spec.seed}")
+            execute(spec, preset, Path(data_root), weights, sets, launch, resume)
+            (spec.directory / FINISHED_KEY).write_text(key + "\n")
+        record = attach_efficiency(spec.record_dir, spec.model, cache)
         records.setdefault(spec.model, []).append((spec, record))
     paper_costs = paper_setting_costs(models, cache) if not quick else {}
-    leaderboard_root = out / "leaderboard"
+    leaderboard_root = out / ("leaderboard-quick" if quick else "leaderboard")
     publish(records, test_split, leaderboard_root)
     report = write_study_report(
         study_dir, preset, {m: [r for _, r in runs] for m, runs in records.items()}, test_split,

@@ -180,10 +180,18 @@ def validate(doc: dict[str, Any], ranks: dict[str, QueryRanks], where: str) -> N
     if not isinstance(protocol.get("select_on_test"), bool):
         fail("protocol `select_on_test` must be true or false.")
     expected = {"t2v": doc["n_texts"], "v2t": doc["n_videos"]}
+    candidates = {"t2v": doc["n_videos"],
+                  "v2t": doc["n_videos"] if protocol["v2t"] == "max-over-captions" else doc["n_texts"]}
     for direction in DIRECTIONS:
         if direction not in ranks or len(ranks[direction]) != expected[direction]:
             found = len(ranks[direction]) if direction in ranks else "no"
             fail(f"{direction} ranks hold {found} queries; expected {expected[direction]}.")
+        q = ranks[direction]
+        if ((q.greater + q.tied_other + q.tied_relevant) > candidates[direction]).any():
+            fail(f"{direction} rank counts exceed the {candidates[direction]} candidates of a query.")
+        single = direction == "t2v" or protocol["v2t"] == "max-over-captions"
+        if single and (q.tied_relevant != 1).any():
+            fail(f"{direction} queries have one relevant item, but `tied_relevant` is not 1 everywhere.")
         claimed = doc["metrics"].get(direction)
         if not isinstance(claimed, dict) or set(claimed) != set(METRICS):
             fail(f"metrics.{direction} must have exactly {', '.join(METRICS)}.")

@@ -129,16 +129,18 @@ def synthvtt_subsets(data_root: str | Path, video_ids: Sequence[str]) -> dict[st
     return masks
 
 
-def _effect_sentence(row: dict[str, Any], label: str, alpha: float) -> str:
+def _effect_sentence(row: dict[str, Any], label: str, settings: StatsSettings) -> str:
     d, (low, high), p = row["diff"], row["diff_ci"], row["p_holm"]
     unit = "points" if row["metric"].startswith("R@") else "ranks"
     where = f"{row['direction']} {row['metric']}"
-    span = f"{d:+.2f} {unit}, 95% CI [{low:+.2f}, {high:+.2f}], Holm-adjusted p = {p:.3g}"
+    span = (f"{d:+.2f} {unit}, unadjusted {settings.confidence:.0%} CI [{low:+.2f}, {high:+.2f}], "
+            f"Holm-adjusted p = {p:.3g}")
     if row["significant"]:
         worse = d < 0 if row["higher_is_better"] else d > 0
-        return f"{label}: {'worse' if worse else 'better'} {where} than full GLSCL ({span}); significant at {alpha}."
-    return (f"{label}: no detectable change in {where} ({span}); changes outside the interval are unlikely, "
-            "changes inside it are not ruled out.")
+        return f"{label}: {'worse' if worse else 'better'} {where} than full GLSCL ({span}); significant at " \
+               f"{settings.alpha} after Holm."
+    return (f"{label}: no significant change in {where} after Holm ({span}); the interval (not adjusted for the "
+            "multiple comparisons) shows the effect sizes the data are compatible with.")
 
 
 def _significant(effects: Sequence[dict[str, Any]], ablation: str) -> list[dict[str, Any]]:
@@ -182,7 +184,7 @@ def plain_answer(
     primary = {r["ablation"]: r for r in effects if (r["direction"], r["metric"]) == PRIMARY}
     lines = [f"Primary endpoint: {direction} {metric}, full GLSCL vs each ablation, on seed-averaged per-query "
              f"outcomes; {len(effects)} comparisons Holm-corrected together."]  # fmt: skip
-    lines += [_effect_sentence(primary[name], ABLATIONS[name], settings.alpha) for name in ABLATIONS if name in primary]
+    lines += [_effect_sentence(primary[name], ABLATIONS[name], settings) for name in ABLATIONS if name in primary]
     others = [r for r in effects if r["significant"] and (r["direction"], r["metric"]) != PRIMARY]
     if others:
         listed = "; ".join(f"{ABLATIONS[r['ablation']]}: {r['direction']} {r['metric']} {r['diff']:+.2f}"

@@ -48,15 +48,17 @@ def variant_table(summaries: Sequence[dict[str, Any]], direction: str) -> Table:
                  f"{direction}: mean ± sd over seeds [95% bootstrap interval over queries of seed-averaged outcomes]")
 
 
-def effects_table(effects: Sequence[dict[str, Any]]) -> Table:
+def effects_table(effects: Sequence[dict[str, Any]], settings: StatsSettings) -> Table:
     rows = [[ABLATIONS[r["ablation"]], r["direction"], r["metric"], f"{r['value_full']:.2f}",
              f"{r['value_ablation']:.2f}", f"{r['diff']:+.2f}", f"[{r['diff_ci'][0]:+.2f}, {r['diff_ci'][1]:+.2f}]",
              f"{r['p']:.3g}", f"{r['p_holm']:.3g}", "yes" if r["significant"] else "no"]
             for r in effects]  # fmt: skip
-    return Table(["removed", "dir", "metric", "full GLSCL", "ablation", "ablation - full", "95% CI", "p", "p (Holm)",
-                  "significant"], rows,
-                 "Paired randomization test (per-query swap, two-sided) on seed-averaged per-query outcomes; "
-                 "paired bootstrap interval of the difference; Holm correction over every row of this table.")
+    return Table(["removed", "dir", "metric", "full GLSCL", "ablation", "ablation - full",
+                  f"unadjusted {settings.confidence:.0%} CI", "p", "p (Holm)", "significant"], rows,
+                 "Values on seed-averaged per-query outcomes (MdR: median of the seed-averaged ranks, so it can differ "
+                 "from the mean of per-seed medians above); paired randomization test (per-query swap, two-sided); "
+                 "paired bootstrap interval of the difference, not adjusted for multiplicity; Holm correction over "
+                 "every row of this table decides 'significant'.")
 
 
 def figure(summaries: Sequence[dict[str, Any]], groups: Mapping[str, Sequence[RunRecord]], path: Path) -> Path:
@@ -94,7 +96,9 @@ def cost_table(groups: Mapping[str, Sequence[RunRecord]], paper_costs: Mapping[s
                  "Counted with torch FlopCounterMode (1 MAC = 2 FLOPs); per pair = online scoring work only.")
 
 
-def calibration_lines(summaries: Mapping[str, dict], breakdown: Sequence[dict], n_videos: int) -> list[str]:
+def calibration_lines(
+    summaries: Mapping[str, dict], breakdown: Sequence[dict], n_queries: int, n_videos: int
+) -> list[str]:
     """The DESIGN targets for SynthVTT, checked against this run's numbers (facts, not judgements)."""
     lines = []
     mean = {name: s["t2v"]["mean"]["R@1"] for name, s in summaries.items()}
@@ -112,7 +116,7 @@ def calibration_lines(summaries: Mapping[str, dict], breakdown: Sequence[dict], 
             a, b = by_name["clip4clip-meanp"][subset], by_name["clip4clip-seqtransf"][subset]
             lines.append(f"{subset}: mean pooling {a:.1f}% vs seqTransf {b:.1f}% "
                          f"({'temporal model ahead' if b > a else 'temporal model NOT ahead'}).")
-    lines.append(f"Test queries: {n_videos} (one query is {100 / n_videos:.2f} points of R@1).")
+    lines.append(f"Test queries: {n_queries} (one query is {100 / n_queries:.2f} points of t2v R@1).")
     return lines
 
 
@@ -168,14 +172,15 @@ def write_study_report(
     fig_path = figure(list(summaries.values()), groups, study_dir / "r1_by_variant.png")
     report.add(Figure(fig_path, "t2v R@1 by variant"))
     if effects:
-        report.add(Heading("Effect of removing ICL, IDL, both, and the local module (control)"), effects_table(effects))
+        report.add(Heading("Effect of removing ICL, IDL, both, and the local module (control)"),
+                   effects_table(effects, settings))
     if breakdown:
         names = [s for s in subsets if any(s in row for row in breakdown)]
         report.add(Heading("Where the differences are (t2v R@1 by subset, mean over seeds)"),
                    Table(["variant", *names], [[row["name"], *(f"{row.get(s, float('nan')):.1f}" for s in names)]
                                                for row in breakdown]))  # fmt: skip
         report.add(Heading("Benchmark calibration (DESIGN targets)"),
-                   Bullets(calibration_lines(summaries, breakdown, len(test_split.videos))))
+                   Bullets(calibration_lines(summaries, breakdown, len(test_split.texts), len(test_split.videos))))
     report.add(Heading("Cost"), cost_table(groups, paper_costs))
     report.add(Heading("Outputs"), Bullets([
         f"Runs (checkpoints, logs, run records): {study_dir / 'runs'}",

@@ -242,3 +242,9 @@ def test_cli_prints_json_and_rejects_pickles(tmp_path) -> None:  # noqa: ANN001
     assert "MnR ↓" in table and "R@1 ↑" in table
     t2v_row = next(line for line in table.splitlines() if line.startswith("t2v")).split()
     assert math.isclose(float(t2v_row[1]), 100.0)
+
+
+def test_large_integer_scores_keep_exact_ties() -> None:
+    scores = np.array([[2**53, 2**53 + 1], [0, 2**53]], dtype=np.int64)
+    v2t = evaluate_scores(scores)["ranks"]["v2t"]
+    assert list(v2t.greater) == [0, 1] and list(v2t.tied_other) == [0, 0]

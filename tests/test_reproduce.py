@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.reproduce import GRID, reproduce
+from benchmark.reproduce import GRID, RunSpec, begin_run, finished, reproduce
 
 
 @pytest.mark.slow
@@ -30,8 +30,8 @@ def test_quick_study_end_to_end_and_resume(tmp_path: Path) -> None:
     assert {r["ablation"] for r in doc["effects"]} == {"glscl-no-icl", "glscl-no-idl", "glscl-no-aux",
                                                         "glscl-global-only"}
     assert all(0 <= r["p_holm"] <= 1 and r["p_holm"] >= r["p"] for r in doc["effects"]) and doc["answer"]
-    entries = sorted(p.name for p in (tmp_path / "leaderboard" / "entries" / "synthvtt").iterdir())
-    assert len(entries) == len(GRID) and (tmp_path / "leaderboard" / "index.html").is_file()
+    entries = sorted(p.name for p in (tmp_path / "leaderboard-quick" / "entries" / "synthvtt").iterdir())
+    assert len(entries) == len(GRID) and (tmp_path / "leaderboard-quick" / "index.html").is_file()
     record = json.loads((study / "runs" / "glscl-no-aux" / "seed0" / "record" / "run.json").read_text())
     assert record["efficiency"]["per_pair_macs"] > 0 and record["extra"]["trained"] is True
     # Resumed: nothing is retrained, the records stay byte-identical.
@@ -63,3 +63,14 @@ def test_real_preset_names_the_missing_annotation_file(realdata: Path, tmp_path:
     result = _reproduce_cli("--preset", "msrvtt-vitb32", "--data-root", str(realdata / "msrvtt"),
                             "--clip-weights", str(weights), "--out", str(tmp_path / "out"))
     assert result.returncode == 2 and "MSRVTT_data.json" in result.stderr
+
+
+def test_a_changed_run_key_never_resumes_old_checkpoints(tmp_path: Path) -> None:
+    spec = RunSpec("glscl", 0, tmp_path / "glscl" / "seed0")
+    (spec.directory / "checkpoints" / "last").mkdir(parents=True)
+    assert begin_run(spec, "key-a") is False  # nothing was started with key-a: cleared, fresh run
+    assert not (spec.directory / "checkpoints").exists()
+    (spec.directory / "checkpoints" / "last").mkdir(parents=True)
+    assert begin_run(spec, "key-a") is True  # interrupted run with the same key: resume
+    assert begin_run(spec, "key-b") is False and not (spec.directory / "checkpoints").exists()
+    assert not finished(spec, "key-b")

@@ -92,3 +92,15 @@ def test_rewriting_a_run_replaces_it_atomically(run_dir: Path, split: Split) -> 
     write_run(record, run_dir)
     assert load_run(run_dir).seed == 4 and not (run_dir / "sim.npy").exists()
     assert [p.name for p in run_dir.parent.iterdir() if p.name.startswith(".")] == []
+
+
+def test_impossible_rank_counts_are_refused(split: Split, tmp_path: Path) -> None:
+    from benchmark.metrics import QueryRanks
+
+    result = evaluate_scores(np.eye(6)[np.arange(9) % 6], split.text_to_video)
+    record = make_record(method="m", config={}, split=split, result=result)
+    record.ranks["v2t"] = QueryRanks(np.full(6, 7), np.zeros(6, dtype=np.int64), np.ones(6, dtype=np.int64))
+    with pytest.raises(RunRecordError, match="exceed the 6 candidates"):
+        write_run(record, tmp_path / "bad")
+    with pytest.raises(ValueError, match="integer arrays"):
+        QueryRanks(np.array([0.9]), np.array([0]), np.array([1]))
