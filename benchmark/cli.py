@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -45,7 +46,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog=f"tvbench {name}", description=COMMANDS[name][1])
     module.add_arguments(parser)
     args = parser.parse_args(rest)
-    return int(module.run(args) or 0)
+    try:
+        return int(module.run(args) or 0)
+    except (KeyError, ValueError, FileNotFoundError, RuntimeError) as err:
+        # Errors a user can cause (unknown names, bad files or values, missing weights) carry a message that says
+        # what to fix; print it instead of a traceback unless TVBENCH_DEBUG=1 asks for one.
+        if os.environ.get("TVBENCH_DEBUG") == "1":
+            raise
+        message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
+        print(f"tvbench {name}: error: {message}\n(set TVBENCH_DEBUG=1 for the traceback)", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

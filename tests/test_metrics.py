@@ -248,3 +248,13 @@ def test_large_integer_scores_keep_exact_ties() -> None:
     scores = np.array([[2**53, 2**53 + 1], [0, 2**53]], dtype=np.int64)
     v2t = evaluate_scores(scores)["ranks"]["v2t"]
     assert list(v2t.greater) == [0, 1] and list(v2t.tied_other) == [0, 0]
+
+
+def test_cli_user_errors_print_a_message_not_a_traceback(tmp_path) -> None:  # noqa: ANN001
+    np.save(tmp_path / "s.npy", np.full((3, 3), np.nan, dtype=np.float32))
+    out = subprocess.run([sys.executable, "-m", "benchmark", "metrics", str(tmp_path / "s.npy")],
+                         capture_output=True, text=True)
+    assert out.returncode != 0 and "NaN/inf" in out.stderr and "Traceback" not in out.stderr
+    out = subprocess.run([sys.executable, "-m", "benchmark", "efficiency", "--model", "glscl-nope"],
+                         capture_output=True, text=True)
+    assert out.returncode == 2 and "Did you mean" in out.stderr and "Traceback" not in out.stderr
