@@ -110,7 +110,7 @@ def to_markdown(board: dict[str, Any]) -> str:
         for r in board["rows"]
     ]
     title = f"### {board['benchmark']} — {board['track']}\n\n"
-    return title + tabulate(body, headers=headers, tablefmt="github") + f"\n\n{caption(board)}\n"
+    return title + tabulate(body, headers=headers, tablefmt="github", disable_numparse=True) + f"\n\n{caption(board)}\n"
 
 
 _LATEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
@@ -201,7 +201,7 @@ def comparison_markdown(report: dict[str, Any]) -> str:
         f"{s['alpha']}. Intervals: paired percentile bootstrap. `better` names the significantly better system "
         "(direction-aware: lower MdR/MnR is better), n.s. otherwise."
     )
-    return tabulate(body, headers=headers, tablefmt="github") + f"\n\n{note}\n"
+    return tabulate(body, headers=headers, tablefmt="github", disable_numparse=True) + f"\n\n{note}\n"
 
 
 # --- HTML ------------------------------------------------------------------------------------------------------
