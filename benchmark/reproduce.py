@@ -195,40 +195,34 @@ def execute(spec: RunSpec, preset: Preset, data_root: Path, weights: str | None,
     subprocess.run(command, check=True)
 
 
-def attach_efficiency(record_dir: Path, model: str, cache: Path) -> RunRecord:
-    """Add the efficiency block (measured on the run's own model configuration, cached by it) to a finished record."""
+def cached_efficiency(model: str, config: dict[str, Any], frames: int, words: int, cache: Path) -> dict[str, Any]:
+    """The efficiency block of `model` built with `config` (random weights), cached by model, config and sizes."""
     from benchmark.efficiency import efficiency_block
     from benchmark.registry import build_model
 
+    config = {**config, "clip_weights": "random"}
+    digest = hashlib.sha256(json.dumps([model, config, frames, words], sort_keys=True).encode()).hexdigest()[:12]
+    path = cache / f"{model}-{digest}.json"
+    if not path.is_file():
+        write_json(path, efficiency_block(build_model(model, **config), frames=frames, words=words))
+    return json.loads(path.read_text())
+
+
+def attach_efficiency(record_dir: Path, model: str, cache: Path) -> RunRecord:
+    """Add the efficiency block (measured on the run's own model configuration) to a finished record."""
     record = load_run(record_dir)
     if record.efficiency is None:
-        config = {**record.config["model"], "clip_weights": "random"}
-        frames, words = record.config["train"]["max_frames"], record.config["train"]["max_words"]
-        digest = hashlib.sha256(json.dumps([model, config, frames, words], sort_keys=True).encode()).hexdigest()[:12]
-        path = cache / f"{model}-{digest}.json"
-        if path.is_file():
-            block = json.loads(path.read_text())
-        else:
-            block = efficiency_block(build_model(model, **config), frames=frames, words=words)
-            write_json(path, block)
-        record.efficiency = block
+        train = record.config["train"]
+        record.efficiency = cached_efficiency(model, record.config["model"], train["max_frames"], train["max_words"],
+                                              cache)  # fmt: skip
         write_run(record, record_dir)
     return record
 
 
 def paper_setting_costs(models: list[str], cache: Path) -> dict[str, dict]:
     """Head cost of every model at the paper's setting (ViT-B/32, 12 frames, 32 words), cached per model."""
-    from benchmark.efficiency import efficiency_block
-    from benchmark.registry import build_model
-
-    costs = {}
-    for model in tqdm(models, desc="efficiency at ViT-B/32", unit="model"):
-        path = cache / f"{model}-paper.json"
-        if not path.is_file():
-            write_json(path, efficiency_block(build_model(model, backbone="ViT-B-32", clip_weights="random"),
-                                              frames=12, words=32))  # fmt: skip
-        costs[model] = json.loads(path.read_text())
-    return costs
+    return {model: cached_efficiency(model, {"backbone": "ViT-B-32"}, 12, 32, cache)
+            for model in tqdm(models, desc="efficiency at ViT-B/32", unit="model")}  # fmt: skip
 
 
 def publish(records: dict[str, list[tuple[RunSpec, RunRecord]]], test_split: Any, root: Path) -> None:
