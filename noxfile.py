@@ -57,9 +57,10 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """Lint with ruff."""
+    """Lint with ruff and check the import layering with import-linter."""
     python = _env_python(session)
     session.run(python, "-m", "ruff", "check", ".", external=True)
+    session.run(str(Path(python).parent / "lint-imports"), external=True)
 
 
 @nox.session

@@ -12,8 +12,8 @@ import torch
 
 from baselines.contrastive import ContrastiveConfig
 from baselines.meanpool import MeanPoolRetrieval
+from benchmark.engine.temporal import SeqTransf
 from benchmark.registry import register_model
-from benchmark.temporal import SeqTransf
 
 TEMPORAL_MODES = ("meanP", "seqTransf")
 

@@ -6,8 +6,9 @@ from dataclasses import dataclass
 
 import torch
 
-from benchmark.losses import symmetric_infonce
-from benchmark.retrieval_model import Features, RetrievalConfig, RetrievalModel
+from benchmark.engine.clip_model import ClipRetrievalModel, RetrievalConfig
+from benchmark.engine.losses import symmetric_infonce
+from benchmark.retrieval_model import Features
 
 
 @dataclass
@@ -22,7 +23,7 @@ def _float32(features: Features) -> Features:
     return {k: v.float() if v.is_floating_point() else v for k, v in features.items()}
 
 
-class ContrastiveRetrieval(RetrievalModel):
+class ContrastiveRetrieval(ClipRetrievalModel):
     """A retrieval model whose only loss term is `nce`: symmetric InfoNCE on `logit_scale * score` over the batch.
 
     The batch similarities are computed in float32 with autocast off: at λ_s ≈ 100, half-precision scores would

@@ -19,9 +19,9 @@ from torch import nn
 
 from baselines.contrastive import ContrastiveConfig, ContrastiveRetrieval
 from baselines.meanpool import mean_pool_frames
+from benchmark.engine.temporal import SeqTransf
 from benchmark.registry import register_model
 from benchmark.retrieval_model import Features
-from benchmark.temporal import SeqTransf
 
 
 def xclip_dot_macs(dim: int, words: int, frames: int) -> int:

@@ -1,6 +1,8 @@
-"""The ``tvbench`` command: one entry point, one module per sub-command, imported only when used.
+"""The ``tvbench`` command: dispatches to one module per sub-command, which lives in its own layer and is imported
+only when used.
 
-Each command module defines ``add_arguments(parser)`` and ``run(args) -> int`` (the exit status).
+Each command module defines ``add_arguments(parser)`` and ``run(args) -> int`` (the exit status). This module
+imports no command module statically, so it sits above every layer without depending on any.
 """
 
 from __future__ import annotations
@@ -16,13 +18,13 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "models": ("benchmark.models_cli", "list the registered models and their configs"),
     "metrics": ("benchmark.metrics_cli", "retrieval metrics (R@1/5/10, MdR, MnR) of a score matrix"),
     "data": ("benchmark.data.cli", "generate SynthVTT, check a benchmark's files"),
-    "pretrain": ("benchmark.pretrain", "pretrain the tiny CLIP stand-in on SynthVTT's image-caption set"),
-    "train": ("benchmark.train", "train a registered model on a preset (DDP with torchrun)"),
-    "evaluate": ("benchmark.evaluate", "evaluate a checkpoint (or a zero-shot model) into a run record"),
-    "efficiency": ("benchmark.efficiency", "parameters, FLOPs/MACs and latency of a model"),
+    "pretrain": ("benchmark.engine.pretrain", "pretrain the tiny CLIP stand-in on SynthVTT's image-caption set"),
+    "train": ("benchmark.engine.train", "train a registered model on a preset (DDP with torchrun)"),
+    "evaluate": ("benchmark.engine.evaluate", "evaluate a checkpoint (or a zero-shot model) into a run record"),
+    "efficiency": ("benchmark.engine.efficiency", "parameters, FLOPs/MACs and latency of a model"),
     "leaderboard": ("leaderboard.cli", "submit, show, compare and render leaderboard entries"),
     "cite": ("leaderboard.cite", "result tables with citation keys, BibTeX and CITATION.cff"),
-    "reproduce": ("benchmark.reproduce", "run the whole study for a preset and write its report"),
+    "reproduce": ("benchmark.study.reproduce", "run the whole study for a preset and write its report"),
 }
 
 

@@ -19,7 +19,7 @@ import torch  # noqa: E402
 from tabulate import tabulate  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from benchmark import efficiency  # noqa: E402
+from benchmark.engine import efficiency  # noqa: E402
 from benchmark.io import write_bytes, write_json  # noqa: E402
 from benchmark.registry import build_model, list_models  # noqa: E402
 

@@ -20,9 +20,9 @@ import torch
 
 from benchmark.data.dataset import clear_frame_cache
 from benchmark.data.synthvtt import generate
+from benchmark.engine.train import train_run
 from benchmark.presets import load_preset
 from benchmark.runs import RunRecord, load_run
-from benchmark.train import train_run
 from leaderboard.stats import average_over_seeds, paired_randomization_test, query_values
 
 

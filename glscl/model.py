@@ -12,10 +12,11 @@ from dataclasses import dataclass
 
 import torch
 
-from benchmark.losses import symmetric_infonce
+from benchmark.engine.clip_model import ClipRetrievalModel, RetrievalConfig
+from benchmark.engine.losses import symmetric_infonce
+from benchmark.engine.temporal import SeqTransf
 from benchmark.registry import register_model
-from benchmark.retrieval_model import Features, RetrievalConfig, RetrievalModel
-from benchmark.temporal import SeqTransf
+from benchmark.retrieval_model import Features
 from glscl.functional import (
     frame_gram,
     global_interaction,
@@ -136,7 +137,7 @@ def _padding(mask: torch.Tensor, enabled: bool) -> torch.Tensor | None:
     defaults={"use_global": False},
     description="GLSCL's local module alone (S = Sim2), with ICL and IDL",
 )
-class GLSCL(RetrievalModel):
+class GLSCL(ClipRetrievalModel):
     """CLIP + seqTransf + parameter-free GIM + shared local interaction module, trained with InfoNCE, ICL and IDL.
 
     Per item, `encode_*` run the temporal module and the decoder once; `score` only does the GIM and concept dot

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from benchmark.data.synthvtt import generate
-from benchmark.pretrain import PretrainConfig, ensure_pretrained
+from benchmark.engine.pretrain import PretrainConfig, ensure_pretrained
 
 # The pretraining settings the fixture uses (the CLI test repeats them to hit the same cache entry).
 TINY_PRETRAIN = PretrainConfig(steps=5, batch_size=16)

@@ -8,7 +8,7 @@ import open_clip
 import pytest
 import torch
 
-from benchmark import efficiency
+from benchmark.engine import efficiency
 from benchmark.cli import main
 from benchmark.registry import build_model
 

@@ -12,11 +12,11 @@ import torch.multiprocessing as mp
 from safetensors.torch import load_file, save_file
 
 from benchmark.data.text import TextTokenizer
-from benchmark.distributed import DistEnv, gather_in_order, shard_indices
-from benchmark.optimization import apply_schedule, make_optimizer, parameter_groups
+from benchmark.engine.distributed import DistEnv, gather_in_order, shard_indices
+from benchmark.engine.optimization import apply_schedule, make_optimizer, parameter_groups
+from benchmark.engine.train import train_step
 from benchmark.presets import TrainConfig
 from benchmark.registry import build_model
-from benchmark.train import train_step
 
 CFG = TrainConfig(batch_size=8, lr=1e-3, coef_lr=0.5, grad_clip=1.0, warmup_proportion=0.0)
 GLOBAL_BATCH = 8

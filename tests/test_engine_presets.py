@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from benchmark.optimization import lr_multiplier, parameter_groups, warmup_steps
+from benchmark.engine.optimization import lr_multiplier, parameter_groups, warmup_steps
 from benchmark.presets import list_presets, load_preset, parse_sets, resolve, resolve_model_config
 from benchmark.registry import build_model
 

@@ -12,10 +12,11 @@ import torch
 from fixtures_synth import synth_cache, synth_clip_weights, synth_root  # noqa: F401 (pytest fixtures)
 from safetensors.torch import load_file
 
-import benchmark.train as train_module
-from benchmark.evaluate import encode_split, score_matrix
+import benchmark.engine.train as train_module
+from benchmark.engine.evaluate import encode_split, score_matrix
+from benchmark.engine.run_setup import TrainError, carve_holdout, prepare_model_run
+from benchmark.engine.train import BEST, LAST, train_run
 from benchmark.runs import load_run
-from benchmark.train import BEST, LAST, TrainError, carve_holdout, prepare_model_run, train_run
 
 SETS = ["batch_size=8", "max_frames=2", "eval_batch_size=16"]
 

@@ -14,10 +14,10 @@ import torch
 from fixtures_synth import synth_cache, synth_clip_weights, synth_root  # noqa: F401 (pytest fixtures)
 
 import glscl.model as glscl_model
-from benchmark.losses import symmetric_infonce
+from benchmark.engine.losses import symmetric_infonce
+from benchmark.engine.train import train_run
 from benchmark.registry import build_model, config_to_json, model_spec
 from benchmark.runs import load_run
-from benchmark.train import train_run
 from glscl.functional import (
     gim_weights,
     global_interaction,

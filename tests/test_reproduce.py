@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.reproduce import GRID, RunSpec, begin_run, finished, reproduce
+from benchmark.study.reproduce import GRID, RunSpec, begin_run, finished, reproduce
 
 
 @pytest.mark.slow

@@ -1,4 +1,9 @@
-"""Benchmark loaders: `load_split(name, root, split, **options) -> Split`, one module per benchmark."""
+"""Benchmark loaders: `load_split(name, root, split, **options) -> Split`, one module per benchmark.
+
+Layer: data (annotation files, videos, text, SynthVTT). May import the evaluation core (`benchmark.io`,
+`benchmark.registry`, ...) and nothing above it: never `benchmark.engine`, `benchmark.study`, the methods or
+`leaderboard`.
+"""
 
 from __future__ import annotations
 

@@ -16,9 +16,8 @@ import numpy as np  # noqa: E402
 from benchmark.io import atomic_path, write_json, write_text  # noqa: E402
 from benchmark.metrics import METRICS  # noqa: E402
 from benchmark.presets import Preset  # noqa: E402
-from benchmark.report import Bullets, Figure, Heading, Paragraph, Report, Table, to_html, to_markdown  # noqa: E402
 from benchmark.runs import RunRecord  # noqa: E402
-from benchmark.study import (  # noqa: E402
+from benchmark.study.analysis import (  # noqa: E402
     ABLATIONS,
     FULL,
     Variant,
@@ -29,6 +28,7 @@ from benchmark.study import (  # noqa: E402
     summarize_variant,
     synthvtt_subsets,
 )
+from benchmark.study.document import Bullets, Figure, Heading, Paragraph, Report, Table, to_html, to_markdown  # noqa: E402
 from leaderboard.stats import StatsSettings  # noqa: E402
 
 QUESTION = ("What is the effect of removing GLSCL's auxiliary cross-modal consistency losses (the inter-consistency "

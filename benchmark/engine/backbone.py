@@ -18,7 +18,7 @@ import open_clip
 import torch
 from torch import nn
 
-BACKBONE_CONFIG_DIR = Path(__file__).parent / "presets" / "backbones"
+BACKBONE_CONFIG_DIR = Path(__file__).parents[1] / "presets" / "backbones"
 open_clip.add_model_config(BACKBONE_CONFIG_DIR)
 
 class BackboneWeightsError(FileNotFoundError):

@@ -23,7 +23,7 @@ from benchmark.data.dataset import VideoDataset
 from benchmark.data.split import Split
 from benchmark.data.text import TextTokenizer
 from benchmark.data.video import VideoConfig
-from benchmark.distributed import DistEnv, gather_in_order, init_distributed, shard_indices
+from benchmark.engine.distributed import DistEnv, gather_in_order, init_distributed, shard_indices
 from benchmark.metrics import evaluate_scores
 from benchmark.runs import RunRecord, make_record, write_run
 
@@ -188,7 +188,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from benchmark.train import RunSetup, prepare_model_run
+    from benchmark.engine.run_setup import RunSetup, prepare_model_run
 
     if (args.checkpoint is None) == (args.model is None):
         raise SystemExit("tvbench evaluate: give exactly one of --checkpoint DIR or --model NAME (with --preset).")

@@ -11,7 +11,7 @@ import copy
 import torch
 from torch import nn
 
-from benchmark.backbone import Backbone
+from benchmark.engine.backbone import Backbone
 
 
 class SeqTransf(nn.Module):

@@ -25,9 +25,10 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.benchmark import Timer
 from torch.utils.flop_counter import FlopCounterMode
 
-from benchmark.retrieval_model import Features, RetrievalModel
+from benchmark.engine.clip_model import ClipRetrievalModel
+from benchmark.retrieval_model import Features
 
-PUBLISHED_CSV = Path(__file__).resolve().parent.parent / "leaderboard" / "published.csv"
+PUBLISHED_CSV = Path(__file__).resolve().parents[2] / "leaderboard" / "published.csv"
 # tvbench model names (fnmatch patterns) -> method names in leaderboard/published.csv.
 PUBLISHED_METHODS = {"clip4clip-*": "CLIP4Clip", "xpool": "X-Pool", "xclip": "X-CLIP", "glscl": "GLSCL"}
 TABLE_PAIRS = 1_000_000  # GLSCL Table I convention: one 1k x 1k MSR-VTT 1k-A similarity matrix
@@ -83,7 +84,7 @@ def model_device(model: torch.nn.Module) -> torch.device:
     return next(model.parameters()).device
 
 
-def dummy_text(model: RetrievalModel, n: int, words: int) -> tuple[torch.Tensor, torch.Tensor]:
+def dummy_text(model: ClipRetrievalModel, n: int, words: int) -> tuple[torch.Tensor, torch.Tensor]:
     """`n` texts of exactly `words` tokens (SOT, random ids, EOT; no padding) on the model's device."""
     if not 2 <= words <= model.backbone.context_length:
         raise ValueError(f"--words must be in 2..{model.backbone.context_length} for this backbone, got {words}.")
@@ -95,7 +96,7 @@ def dummy_text(model: RetrievalModel, n: int, words: int) -> tuple[torch.Tensor,
     return tokens.to(device), torch.ones(n, words, dtype=torch.int64, device=device)
 
 
-def dummy_clips(model: RetrievalModel, n: int, frames: int) -> tuple[torch.Tensor, torch.Tensor]:
+def dummy_clips(model: ClipRetrievalModel, n: int, frames: int) -> tuple[torch.Tensor, torch.Tensor]:
     """`n` random clips of `frames` frames at the backbone's resolution, all frames valid, on the model's device."""
     if frames < 1:
         raise ValueError(f"--frames must be at least 1, got {frames}.")
@@ -116,7 +117,7 @@ def features_nbytes(feats: Features) -> int:
     return sum(value.numel() * value.element_size() for value in feats.values())
 
 
-def parameter_counts(model: RetrievalModel) -> dict[str, int]:
+def parameter_counts(model: ClipRetrievalModel) -> dict[str, int]:
     """Parameters in total, in the backbone, and added on top of it by the method."""
     return {
         "params_total": sum(p.numel() for p in model.parameters()),
@@ -130,7 +131,7 @@ class Probe:
     """One encoded query and one encoded clip of a model, with the FLOPs of encoding each: the inputs every count and
     timing reuses."""
 
-    model: RetrievalModel
+    model: ClipRetrievalModel
     frames: int
     words: int
     tokens: torch.Tensor
@@ -143,7 +144,7 @@ class Probe:
     video_flops: int
 
 
-def make_probe(model: RetrievalModel, frames: int, words: int) -> Probe:
+def make_probe(model: ClipRetrievalModel, frames: int, words: int) -> Probe:
     """Encode (and count) one query of `words` tokens and one clip of `frames` frames; call inside `measuring`."""
     tokens, mask = dummy_text(model, 1, words)
     clip, frame_mask = dummy_clips(model, 1, frames)
@@ -361,7 +362,7 @@ def _split_units(flops: dict[str, float]) -> dict[str, dict[str, float]]:
 
 
 def efficiency_block(
-    model: RetrievalModel,
+    model: ClipRetrievalModel,
     *,
     frames: int = 12,
     words: int = 32,
@@ -392,7 +393,7 @@ def efficiency_block(
 
 
 def measure(
-    model: RetrievalModel,
+    model: ClipRetrievalModel,
     name: str,
     *,
     frames: int = 12,

@@ -114,7 +114,7 @@ def begin_run(spec: RunSpec, key: str) -> bool:
 def prepare_synthvtt(out: Path, quick: bool, preset: Preset) -> tuple[Path, str]:
     """Generate SynthVTT (if absent) and pretrain the tiny backbone (cached by config hash): (data root, weights)."""
     from benchmark.data.synthvtt import generate
-    from benchmark.pretrain import PretrainConfig, ensure_pretrained
+    from benchmark.engine.pretrain import PretrainConfig, ensure_pretrained
 
     data_root = out / "data" / ("synthvtt-quick" if quick else "synthvtt")
     result = generate(data_root, **(QUICK_DATA if quick else preset.data.get("generate", {})))
@@ -161,7 +161,7 @@ def check_real_inputs(preset: Preset, data_root: Path | None, clip_weights: Path
 
 def print_plan(preset: Preset, specs: list[RunSpec], train_split: Any, nproc: int) -> None:
     """Runs, seeds and steps, and an estimate of GPU hours from the backbone's counted FLOPs."""
-    from benchmark.train import steps_per_epoch
+    from benchmark.engine.train import steps_per_epoch
 
     cfg = preset.train_config()
     steps = steps_per_epoch(train_split, cfg) * cfg.epochs
@@ -180,7 +180,7 @@ def execute(spec: RunSpec, preset: Preset, data_root: Path, weights: str | None,
             nproc: int | None, resume: bool) -> None:
     """Train and evaluate one run: in this process, or under torchrun with `nproc` processes."""
     if nproc is None:
-        from benchmark.train import train_run
+        from benchmark.engine.train import train_run
 
         train_run(preset, spec.model, spec.seed, spec.directory, sets, data_root=data_root, clip_weights=weights,
                   resume=resume, progress=True)  # fmt: skip
@@ -197,7 +197,7 @@ def execute(spec: RunSpec, preset: Preset, data_root: Path, weights: str | None,
 
 def cached_efficiency(model: str, config: dict[str, Any], frames: int, words: int, cache: Path) -> dict[str, Any]:
     """The efficiency block of `model` built with `config` (random weights), cached by model, config and sizes."""
-    from benchmark.efficiency import efficiency_block
+    from benchmark.engine.efficiency import efficiency_block
     from benchmark.registry import build_model
 
     config = {**config, "clip_weights": "random"}
@@ -256,7 +256,7 @@ def reproduce(
     nproc: int | None = None,
 ) -> Path:
     """Run the study for `preset_name`; returns the report's path."""
-    from benchmark.study_report import write_study_report
+    from benchmark.study.report import write_study_report
 
     start = time.perf_counter()
     preset = load_preset(preset_name)

@@ -21,13 +21,13 @@ from filelock import FileLock
 from safetensors.torch import save_file
 from tqdm import tqdm
 
-from benchmark.backbone import Backbone, BackboneSpec
 from benchmark.data.synthvtt import load_image_captions
 from benchmark.data.text import TextTokenizer
 from benchmark.data.video import VideoConfig, to_tensor
+from benchmark.engine.backbone import Backbone, BackboneSpec
+from benchmark.engine.losses import symmetric_infonce
+from benchmark.engine.optimization import apply_schedule, make_optimizer
 from benchmark.io import atomic_path, write_json
-from benchmark.losses import symmetric_infonce
-from benchmark.optimization import apply_schedule, make_optimizer
 
 DEFAULT_CACHE = Path("results/cache/backbones")
 CACHE_VERSION = 1  # bump when the training procedure changes, so old caches are not reused
