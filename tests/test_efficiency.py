@@ -8,8 +8,8 @@ import open_clip
 import pytest
 import torch
 
-from benchmark.engine import efficiency
 from benchmark.cli import main
+from benchmark.engine import efficiency
 from benchmark.registry import build_model
 
 D, T, L, K = 512, 12, 32, 8
