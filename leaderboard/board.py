@@ -14,10 +14,11 @@ from typing import Any
 import numpy as np
 
 from leaderboard import stats
-from leaderboard.published import PublishedRow, load_published, parse_bibtex
+from leaderboard.bibtex import parse
+from leaderboard.published import PublishedRow, load_published
 from leaderboard.splits import ManifestError, load_manifest
 from leaderboard.stats import DIRECTIONS, METRIC_NAMES, StatsSettings
-from leaderboard.store import TRACKS, Entry, load_entries
+from leaderboard.store import TRACKS, Entry, load_entries, scan_entries
 
 TRACK_NAMES = tuple(dict.fromkeys(TRACKS.values()))  # ("raw", "post-processed")
 PRIMARY = ("t2v", "R@1")
@@ -69,7 +70,7 @@ def _head_gmacs(entry: Entry) -> float | None:
 
 def _citation_key(entry: Entry) -> str | None:
     bib = entry.meta.get("bibtex")
-    return next(iter(parse_bibtex(bib)), None) if bib else None
+    return parse(bib)[0].key if bib else None  # validated when the entry was read
 
 
 def _reported_row(row: PublishedRow) -> dict[str, Any]:
@@ -96,7 +97,8 @@ def build_board(
     if track not in TRACK_NAMES:
         raise BoardError(f"Unknown track `{track}`; use one of {', '.join(TRACK_NAMES)}.")
     settings = settings or StatsSettings()
-    entries = [e for e in load_entries(root, benchmark) if e.track == track]
+    entries, skipped = scan_entries(root, benchmark)  # an invalid entry is skipped and reported, never fatal
+    entries = [e for e in entries if e.track == track]
     systems = _systems(entries)
     values = {name: _values(members, settings.ties) for name, members in systems.items()}
     rows = [_measured_row(name, members, values[name], settings) for name, members in systems.items()]
@@ -121,7 +123,7 @@ def build_board(
         split, n_queries = (reported[0].split if reported else None), None
     return {
         "benchmark": benchmark, "split": split, "track": track, "n_queries": n_queries,
-        "settings": settings.describe(), "rows": sorted(rows, key=_sort_key),
+        "settings": settings.describe(), "rows": sorted(rows, key=_sort_key), "skipped": skipped,
     }
 
 

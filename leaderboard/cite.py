@@ -17,7 +17,9 @@ import yaml
 
 from benchmark.io import write_text
 from leaderboard import render
-from leaderboard.board import TRACK_NAMES, BoardError, build_board, build_boards, parse_bibtex
+from leaderboard.bibtex import parse
+from leaderboard.board import TRACK_NAMES, BoardError, build_board, build_boards
+from leaderboard.cli import positive_int, report_skipped
 from leaderboard.published import BENCHMARK_CITES, bib_entries
 from leaderboard.stats import StatsSettings
 from leaderboard.store import load_entries, resolve_root
@@ -117,11 +119,15 @@ def needed_keys(boards: Sequence[dict[str, Any]]) -> list[str]:
 
 
 def bibliography(boards: Sequence[dict[str, Any]], root: str | Path | None = None) -> str:
-    """The .bib text that the tables of `boards` need: reported papers, datasets, submitted entries, tvbench."""
+    """The .bib text that the tables of `boards` need: reported papers, datasets, submitted entries, tvbench.
+
+    Every entry is written from its parsed fields; an official key always means the official reference.
+    """
     known = bib_entries()
     for b in boards:
         for e in load_entries(root, b["benchmark"]):
-            known.update(parse_bibtex(e.meta.get("bibtex") or ""))
+            for entry in parse(e.meta.get("bibtex") or ""):
+                known.setdefault(entry.key, entry.text())
     keys = needed_keys(boards)
     missing = [k for k in keys if k not in known]
     if missing:
@@ -134,37 +140,38 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--benchmark", default=None, help="one benchmark (default: all)")
     parser.add_argument("--format", choices=("latex", "markdown", "bibtex"), default="markdown")
     parser.add_argument("--root", type=Path, default=None, help="leaderboard root (default: $TVBENCH_LEADERBOARD)")
-    parser.add_argument("--resamples", type=int, default=StatsSettings.n_resamples)
+    parser.add_argument("--resamples", type=positive_int, default=StatsSettings.n_resamples)
     parser.add_argument("--write-cff", type=Path, default=None, metavar="PATH", help="write CITATION.cff to PATH")
     parser.add_argument("--check-cff", type=Path, default=None, metavar="PATH", help="validate a CITATION.cff")
 
 
 def run(args: argparse.Namespace) -> int:
-    """Print tables (with citation keys) or the matching BibTeX; write or validate CITATION.cff."""
+    """Print tables (with citation keys) or the matching BibTeX; write or validate CITATION.cff (exit 1: invalid).
+
+    User errors raise; `benchmark.cli` prints them as `tvbench cite: error: ...` and exits with status 2.
+    """
     if args.write_cff is not None:
         print(write_text(args.write_cff, cff_text()))
         return 0
     if args.check_cff is not None:
-        errors = validate_cff(args.check_cff.read_text(encoding="utf-8")) if args.check_cff.is_file() else [
-            f"{args.check_cff}: no such file."]
+        if not args.check_cff.is_file():
+            raise FileNotFoundError(f"--check-cff {args.check_cff}: no such file.")
+        errors = validate_cff(args.check_cff.read_text(encoding="utf-8"))
         for e in errors:
             print(f"error: {args.check_cff}: {e}", file=sys.stderr)
         print(f"{args.check_cff}: {'invalid' if errors else 'valid'} CITATION.cff")
         return 1 if errors else 0
     root, settings = resolve_root(args.root), StatsSettings(n_resamples=args.resamples)
-    try:
-        if args.benchmark:
-            boards = [b for t in TRACK_NAMES if (b := build_board(args.benchmark, t, root, settings))["rows"]]
-        else:
-            boards = build_boards(root, settings)
-        if args.format == "bibtex":
-            sys.stdout.write(bibliography(boards, root))
-        elif args.format == "latex":
-            sys.stdout.write("\n".join(render.to_latex(b) for b in boards))
-        else:
-            sys.stdout.write("\n".join(render.to_markdown(b) for b in boards))
-            sys.stdout.write(f"\nCite tvbench as `{TVBENCH_KEY}`; BibTeX: `tvbench cite --format bibtex`.\n")
-    except BoardError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    if args.benchmark:
+        boards = [b for t in TRACK_NAMES if (b := build_board(args.benchmark, t, root, settings))["rows"]]
+    else:
+        boards = build_boards(root, settings)
+    report_skipped(boards, "tvbench cite")
+    if args.format == "bibtex":
+        sys.stdout.write(bibliography(boards, root))
+    elif args.format == "latex":
+        sys.stdout.write("\n".join(render.to_latex(b) for b in boards))
+    else:
+        sys.stdout.write("\n".join(render.to_markdown(b) for b in boards))
+        sys.stdout.write(f"\nCite tvbench as `{TVBENCH_KEY}`; BibTeX: `tvbench cite --format bibtex`.\n")
     return 0

@@ -1,19 +1,68 @@
-"""`tvbench leaderboard submit|show|compare|render`: thin wrappers over submit, board and render."""
+"""`tvbench leaderboard submit|show|compare|render`: thin wrappers over submit, board and render.
+
+Options are checked when parsed; every other user error raises with a message, which `benchmark.cli` prints as
+`tvbench leaderboard: error: ...` (exit status 2). Entries skipped as invalid are reported on stderr.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 from benchmark.runs import POST_PROCESSING
 from leaderboard import render
-from leaderboard.board import TRACK_NAMES, BoardError, build_board, build_boards, build_comparison
-from leaderboard.splits import ManifestError
+from leaderboard.board import TRACK_NAMES, build_board, build_boards, build_comparison
 from leaderboard.stats import StatsSettings
-from leaderboard.store import StoreError, resolve_root
-from leaderboard.submit import SUBMIT_KINDS, Submission, SubmissionError, submit
+from leaderboard.store import resolve_root
+from leaderboard.submit import ENV_SUBMITTER, SUBMIT_KINDS, Submission, SubmissionError, submit
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got `{text}`")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got `{text}`")
+    return value
+
+
+def _alpha(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"expected a probability strictly between 0 and 1, got `{text}`")
+    return value
+
+
+def output_folder(text: str) -> Path:
+    """argparse type: a folder to write into (created if missing), never an existing file."""
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{path} is a file; give a folder (it is created if missing)")
+    return path
+
+
+def report_skipped(boards: Iterable[dict], prog: str) -> None:
+    """Print one warning per entry that the boards skipped as invalid."""
+    for message in dict.fromkeys(m for b in boards for m in b.get("skipped") or ()):
+        print(f"{prog}: warning: skipped an invalid entry: {message}", file=sys.stderr)
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -22,9 +71,11 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def _stats_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--resamples", type=int, default=StatsSettings.n_resamples, help="bootstrap / randomization")
-    parser.add_argument("--stats-seed", type=int, default=StatsSettings.seed, help="seed of every resampling")
-    parser.add_argument("--alpha", type=float, default=StatsSettings.alpha, help="family-wise error rate (Holm)")
+    parser.add_argument("--resamples", type=positive_int, default=StatsSettings.n_resamples,
+                        help="bootstrap / randomization resamples (>= 1)")
+    parser.add_argument("--stats-seed", type=_seed, default=StatsSettings.seed, help="seed of every resampling")
+    parser.add_argument("--alpha", type=_alpha, default=StatsSettings.alpha,
+                        help="family-wise error rate (Holm), between 0 and 1")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,6 +94,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=None, help="training seed of this run")
     p.add_argument("--group", default=None, help="group name shared by several seeds of one model and config")
     p.add_argument("--kind", choices=SUBMIT_KINDS, default="submitted")
+    p.add_argument("--submitter", default=None,
+                   help=f"who submits; owns the groups it starts (default: ${ENV_SUBMITTER}, else the login name)")
+    p.add_argument("--maintainer-join", action="store_true",
+                   help="maintainers only: add this run to a --group that another submitter owns")
     _common(p)
     p = sub.add_parser("show", help="print the board of one benchmark")
     p.add_argument("--benchmark", required=True)
@@ -57,7 +112,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _common(p)
     _stats_options(p)
     p = sub.add_parser("render", help="write md, tex, csv and html of every board into a folder")
-    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--out", type=output_folder, required=True)
     _common(p)
     _stats_options(p)
 
@@ -66,42 +121,46 @@ def _settings(args: argparse.Namespace) -> StatsSettings:
     return StatsSettings(n_resamples=args.resamples, seed=args.stats_seed, alpha=args.alpha)
 
 
+def _read_bibtex(path: Path) -> str:
+    if not path.is_file():
+        raise SubmissionError(f"--bibtex {path}: no such file.")
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise SubmissionError(f"--bibtex {path}: not UTF-8 text ({err}).") from err
+
+
 def _submit(args: argparse.Namespace) -> int:
-    bibtex = None
-    if args.bibtex is not None:
-        if not args.bibtex.is_file():
-            raise SubmissionError(f"--bibtex {args.bibtex}: no such file.")
-        bibtex = args.bibtex.read_text(encoding="utf-8")
+    bibtex = None if args.bibtex is None else _read_bibtex(args.bibtex)
     meta = Submission(benchmark=args.benchmark, name=args.name, split=args.split, paper=args.paper, code=args.code,
                       bibtex=bibtex, post_processing=args.post_processing, seed=args.seed, group=args.group,
-                      kind=args.kind)
+                      kind=args.kind, submitter=args.submitter, maintainer_join=args.maintainer_join)
     path = submit(args.path, meta, args.root)
     print(f"Added {args.name!r} to {args.benchmark}: {path}")
     return 0
 
 
 def _render(args: argparse.Namespace) -> int:
-    for path in render.write_site(build_boards(args.root, _settings(args)), args.out):
+    boards = build_boards(args.root, _settings(args))
+    report_skipped(boards, "tvbench leaderboard render")
+    for path in render.write_site(boards, args.out):
         print(path)
     return 0
 
 
 def run(args: argparse.Namespace) -> int:
-    """Dispatch; user errors print one clear message and exit with status 2."""
+    """Dispatch to one sub-command (user errors raise; `benchmark.cli` prints them and exits with status 2)."""
     args.root = resolve_root(args.root)
-    try:
-        if args.action == "submit":
-            return _submit(args)
-        if args.action == "show":
-            board = build_board(args.benchmark, args.track, args.root, _settings(args))
-            sys.stdout.write(render.FORMATS[args.format](board))
-            return 0
-        if args.action == "compare":
-            report = build_comparison(args.names, args.benchmark, args.root, _settings(args))
-            sys.stdout.write(render.comparison_markdown(report) if args.format == "md" else
-                             json.dumps(report, indent=2) + "\n")
-            return 0
-        return _render(args)
-    except (SubmissionError, BoardError, StoreError, ManifestError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    if args.action == "submit":
+        return _submit(args)
+    if args.action == "show":
+        board = build_board(args.benchmark, args.track, args.root, _settings(args))
+        report_skipped([board], "tvbench leaderboard show")
+        sys.stdout.write(render.FORMATS[args.format](board))
+        return 0
+    if args.action == "compare":
+        report = build_comparison(args.names, args.benchmark, args.root, _settings(args))
+        sys.stdout.write(render.comparison_markdown(report) if args.format == "md" else
+                         json.dumps(report, indent=2) + "\n")
+        return 0
+    return _render(args)

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import csv
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from leaderboard.bibtex import REFERENCES_BIB, official
 from leaderboard.stats import DIRECTIONS, METRIC_NAMES
 from leaderboard.store import track_of
 
 PUBLISHED_CSV = Path(__file__).resolve().parent / "published.csv"
-REFERENCES_BIB = Path(__file__).resolve().parent / "references.bib"
 # Citation of each post-processing method (rows of the post-processed track cite it too).
 POST_PROCESSING_CITES = {"qb-norm": "bogolin2022qbnorm", "dsl": "cheng2021camoe"}
 # Citation of each benchmark (dataset paper; MSR-VTT's 1k-A split adds JSFusion).
@@ -68,41 +69,40 @@ def parse_giga(text: str) -> float | None:
     return float(match.group(1)) if match and text.strip() else None
 
 
-def _number(text: str) -> float | None:
-    return float(text) if text.strip() else None
+class PublishedError(ValueError):
+    """A malformed row of published.csv; the message names the file and line."""
+
+
+def _number(text: str | None) -> float | None:
+    if text is None:
+        raise ValueError("a column is missing")
+    if not text.strip():
+        return None
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"`{text}` is not a finite number")
+    return value
 
 
 def load_published(path: Path = PUBLISHED_CSV) -> list[PublishedRow]:
     """Every reported row of `published.csv` (missing numbers -> None; a direction with no numbers -> None)."""
     rows = []
     with open(path, newline="", encoding="utf-8") as f:
-        for r in csv.DictReader(f):
-            metrics = {d: {m: _number(r[f"{d}_{m}"]) for m in METRIC_NAMES} for d in DIRECTIONS}
-            v2t = metrics["v2t"] if any(v is not None for v in metrics["v2t"].values()) else None
-            rows.append(PublishedRow(
-                method=r["method"], backbone=r["backbone"], benchmark=r["benchmark"], split=r["split"],
-                post_processing=r["post_processing"], t2v=metrics["t2v"], v2t=v2t, head_flops=r["head_flops"],
-                cite=r["cite"], source=r["source"], table=r["table"], note=r["note"],
-            ))
+        reader = csv.DictReader(f)
+        try:
+            for r in reader:
+                metrics = {d: {m: _number(r[f"{d}_{m}"]) for m in METRIC_NAMES} for d in DIRECTIONS}
+                v2t = metrics["v2t"] if any(v is not None for v in metrics["v2t"].values()) else None
+                rows.append(PublishedRow(
+                    method=r["method"], backbone=r["backbone"], benchmark=r["benchmark"], split=r["split"],
+                    post_processing=r["post_processing"], t2v=metrics["t2v"], v2t=v2t, head_flops=r["head_flops"],
+                    cite=r["cite"], source=r["source"], table=r["table"], note=r["note"],
+                ))
+        except (csv.Error, KeyError, TypeError, ValueError) as err:
+            raise PublishedError(f"{path} line {reader.line_num}: malformed row ({err}); fix the file.") from err
     return rows
 
 
-def bib_entries(path: Path = REFERENCES_BIB) -> dict[str, str]:
-    """BibTeX entries of a .bib file by key (each entry's full text)."""
-    return parse_bibtex(path.read_text(encoding="utf-8"))
-
-
-def parse_bibtex(text: str) -> dict[str, str]:
-    """Split BibTeX text into {key: entry text}, matching braces (enough for validation and selection)."""
-    entries: dict[str, str] = {}
-    for match in re.finditer(r"@(\w+)\s*\{\s*([^,\s]+)\s*,", text):
-        depth, i = 0, match.end() - 1
-        start = text.index("{", match.start())
-        for i in range(start, len(text)):
-            depth += {"{": 1, "}": -1}.get(text[i], 0)
-            if depth == 0:
-                break
-        if depth != 0:
-            raise ValueError(f"BibTeX entry `{match.group(2)}` has unbalanced braces.")
-        entries[match.group(2)] = text[match.start(): i + 1]
-    return entries
+def bib_entries() -> dict[str, str]:
+    """The official references (`references.bib`) by key, each written from its parsed fields."""
+    return {key: entry.text() for key, entry in official(REFERENCES_BIB).items()}

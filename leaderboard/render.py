@@ -2,6 +2,8 @@
 
 Marks are direction-aware (`benchmark.metrics.METRICS`): among measured rows the best value of each column is bold,
 and values statistically tied with it (tier 1, Holm-corrected) carry a dagger. Reported rows are never marked.
+Every string from data is escaped for its format (Markdown, LaTeX, HTML; CSV cells cannot start a formula), only
+finite numbers are written, and citation keys enter LaTeX only when they are valid BibTeX keys.
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ import html
 import io
 import json
 import math
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,14 +22,38 @@ from typing import Any
 from tabulate import tabulate
 
 from benchmark.io import write_text
+from leaderboard.bibtex import KEY
+from leaderboard.names import check_path_name
 from leaderboard.stats import DIRECTIONS, METRIC_NAMES, best_first, higher_is_better
 
 DIRECTION_LABELS = {"t2v": "Text→Video", "v2t": "Video→Text"}
 DAGGER = "†"
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]<>|~&])")
+CSV_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _finite(value: object) -> float | None:
+    """`value` as a float when it is a finite number, else None (so NaN or inf is never written)."""
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    return float(value) if ok else None
 
 
 def _fmt(value: float | None) -> str:
+    value = _finite(value)
     return "–" if value is None else f"{value:.1f}"
+
+
+def markdown_escape(text: object) -> str:
+    """Plain text for a Markdown table cell: line breaks as spaces, Markdown and HTML punctuation backslash-escaped."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", " ".join(str(text).split()))
+
+
+def csv_cell(value: object) -> object:
+    """A CSV value that spreadsheets show as text: a string that could start a formula gets a leading apostrophe;
+    a non-finite number is left empty."""
+    if isinstance(value, str):
+        return "'" + value if value.startswith(CSV_FORMULA_STARTS) else value
+    return value if value is None or isinstance(value, bool) or _finite(value) is not None else None
 
 
 def best_values(board: dict[str, Any]) -> dict[tuple[str, str], float]:
@@ -65,20 +92,30 @@ LATEX_CELL = CellMarkup(missing="--", sd=r"$\pm${:.1f}", best=r"\textbf{{{}}}", 
                         interval=r" {{\scriptsize[{:.1f}, {:.1f}]}}")
 
 
+def _interval(row: dict[str, Any], d: str, m: str) -> tuple[float, float] | None:
+    """The row's interval of one cell when it has one with finite bounds."""
+    bounds = [_finite(b) for b in row["ci"][d][m]] if row.get("ci") else [None]
+    return None if None in bounds else (bounds[0], bounds[1])
+
+
+def _sd(row: dict[str, Any], d: str, m: str) -> float | None:
+    sd = (row.get("sd") or {}).get(d) if row.get("sd") else None
+    return _finite(sd.get(m)) if sd else None
+
+
 def _cell_text(row: dict[str, Any], d: str, m: str, best: dict, markup: CellMarkup = MARKDOWN_CELL) -> str:
     """One measured or reported cell: value, ± seed sd, bold when best, tie mark, interval."""
-    value = row[d].get(m) if row[d] else None
+    value = _finite(row[d].get(m)) if row[d] else None
     text = markup.missing if value is None else f"{value:.1f}"
-    sd = (row.get("sd") or {}).get(d) if row.get("sd") else None
-    if sd and sd.get(m) is not None:
-        text += markup.sd.format(sd[m])
+    if _sd(row, d, m):
+        text += markup.sd.format(_sd(row, d, m))
     is_best, tied = _mark(row, d, m, best)
     if is_best:
         text = markup.best.format(text)
     if tied:
         text += markup.tied
-    if row.get("ci"):
-        text += markup.interval.format(*row["ci"][d][m])
+    if _interval(row, d, m):
+        text += markup.interval.format(*_interval(row, d, m))
     return text
 
 
@@ -86,13 +123,13 @@ def _header(d: str, m: str) -> str:
     return f"{d} {m} {'↑' if higher_is_better(m) else '↓'}"
 
 
-def caption(board: dict[str, Any]) -> str:
-    """One-paragraph description of what the table shows and how it was tested."""
+def caption(board: dict[str, Any], escape: Callable[[str], str] = str) -> str:
+    """One-paragraph description of what the table shows and how it was tested (`escape` applies to data fields)."""
     s = board["settings"]
     n = board.get("n_queries") or {}
     queries = f"n = {n['t2v']} text and {n['v2t']} video queries" if n else "no canonical split manifest"
     return (
-        f"{board['benchmark']} ({board.get('split') or '?'}), {board['track']} track, {queries}. "
+        f"{escape(board['benchmark'])} ({escape(board.get('split') or '?')}), {board['track']} track, {queries}. "
         f"Measured rows: value [{s['ci']}, B = {s['n_resamples']}, seed {s['seed']}]; best in bold; "
         f"{DAGGER} = not significantly different from the best ({s['test']}, {s['correction'].capitalize()}-corrected, "
         f"alpha = {s['alpha']}); tier 1 = the best and every row tied with it. Ties in ranks: {s['ties']}. "
@@ -105,12 +142,14 @@ def to_markdown(board: dict[str, Any]) -> str:
     best = best_values(board)
     headers = ["Method", "Kind", *(_header(d, m) for d in DIRECTIONS for m in METRIC_NAMES), "Tier", "Cite"]
     body = [
-        [r["name"], r["kind"], *(_cell_text(r, d, m, best) for d in DIRECTIONS for m in METRIC_NAMES),
-         r["tier"] if r["tier"] is not None else "–", r.get("cite") or "–"]
+        [markdown_escape(r["name"]), r["kind"], *(_cell_text(r, d, m, best) for d in DIRECTIONS for m in METRIC_NAMES),
+         r["tier"] if r["tier"] is not None else "–", markdown_escape(r.get("cite") or "–")]
         for r in board["rows"]
     ]
-    title = f"### {board['benchmark']} — {board['track']}\n\n"
-    return title + tabulate(body, headers=headers, tablefmt="github", disable_numparse=True) + f"\n\n{caption(board)}\n"
+    title = f"### {markdown_escape(board['benchmark'])} — {board['track']}\n\n"
+    skipped = "".join(f"\nSkipped (invalid): {markdown_escape(m)}\n" for m in board.get("skipped") or ())
+    table = tabulate(body, headers=headers, tablefmt="github", disable_numparse=True)
+    return f"{title}{table}\n\n{caption(board, markdown_escape)}\n{skipped}"
 
 
 _LATEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
@@ -118,8 +157,8 @@ _LATEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$",
 
 
 def latex_escape(text: str) -> str:
-    """Escape LaTeX special characters in plain text."""
-    return "".join(_LATEX_ESCAPES.get(c, c) for c in text)
+    """Escape LaTeX special characters in plain text (line breaks become spaces, so no blank line ends a cell)."""
+    return "".join(_LATEX_ESCAPES.get(c, c) for c in " ".join(str(text).split()))
 
 
 def to_latex(board: dict[str, Any], *, with_cite: bool = True) -> str:
@@ -137,13 +176,13 @@ def to_latex(board: dict[str, Any], *, with_cite: bool = True) -> str:
     ]
     for r in board["rows"]:
         name = latex_escape(r["name"])
-        if with_cite and r.get("cite"):
+        if with_cite and r.get("cite") and KEY.fullmatch(r["cite"]):
             name += rf"~\cite{{{r['cite']}}}"
         cells = [_cell_text(r, d, m, best, LATEX_CELL) for d in DIRECTIONS for m in METRIC_NAMES]
         tier = "--" if r["tier"] is None else str(r["tier"])
-        lines.append(" & ".join([name, r["kind"], *cells, tier]) + r" \\")
+        lines.append(" & ".join([name, latex_escape(r["kind"]), *cells, tier]) + r" \\")
     dagger = r"$^\dagger$"
-    label = f"tab:tvbench-{board['benchmark']}-{board['track']}"
+    label = re.sub(r"[^A-Za-z0-9:-]", "-", f"tab:tvbench-{board['benchmark']}-{board['track']}")
     lines += [
         r"\bottomrule", r"\end{tabular}",
         rf"\caption{{{latex_escape(caption(board)).replace(DAGGER, dagger)}}}",
@@ -168,11 +207,9 @@ def to_csv(board: dict[str, Any]) -> str:
         for d in DIRECTIONS:
             for m in METRIC_NAMES:
                 line[f"{d}_{m}"] = r[d].get(m)
-                ci = r["ci"][d][m] if r.get("ci") else (None, None)
-                line[f"{d}_{m}_low"], line[f"{d}_{m}_high"] = ci
-                sd = (r.get("sd") or {}).get(d)
-                line[f"{d}_{m}_sd"] = sd.get(m) if sd else None
-        writer.writerow(line)
+                line[f"{d}_{m}_low"], line[f"{d}_{m}_high"] = _interval(r, d, m) or (None, None)
+                line[f"{d}_{m}_sd"] = _sd(r, d, m)
+        writer.writerow({key: csv_cell(value) for key, value in line.items()})
     return out.getvalue()
 
 
@@ -189,14 +226,16 @@ def comparison_markdown(report: dict[str, Any]) -> str:
     for c in report["comparisons"]:
         low, high = c["diff_ci"]
         mc = "–" if c["p_mcnemar_holm"] is None else f"{c['p_mcnemar_holm']:.4f}"
-        sig = c["better"] if c["significant"] else "n.s."
+        sig = markdown_escape(c["better"]) if c["significant"] else "n.s."
         arrow = "↑" if c["higher_is_better"] else "↓"
-        body.append([c["a"], c["b"], c["direction"], f"{c['metric']} {arrow}", _fmt(c["value_a"]), _fmt(c["value_b"]),
+        a, b = markdown_escape(c["a"]), markdown_escape(c["b"])
+        body.append([a, b, c["direction"], f"{c['metric']} {arrow}", _fmt(c["value_a"]), _fmt(c["value_b"]),
                      f"{c['diff']:+.2f} [{low:+.2f}, {high:+.2f}]", f"{c['p']:.4f}", f"{c['p_holm']:.4f}", mc, sig])
     n = report["n_queries"]
     note = (
-        f"{report['benchmark']} ({report['split']}), {report['track']} track, {n['t2v']} text / {n['v2t']} video "
-        f"queries. Test: {s['test']} (B = {s['n_resamples']}, seed {s['seed']}); {s['binary_test']}; "
+        f"{markdown_escape(report['benchmark'])} ({markdown_escape(report['split'])}), {report['track']} track, "
+        f"{n['t2v']} text / {n['v2t']} video queries. Test: {s['test']} (B = {s['n_resamples']}, seed {s['seed']}); "
+        f"{s['binary_test']}; "
         f"{s['correction'].capitalize()} correction over all {len(body)} comparisons of this report; alpha = "
         f"{s['alpha']}. Intervals: paired percentile bootstrap. `better` names the significantly better system "
         "(direction-aware: lower MdR/MnR is better), n.s. otherwise."
@@ -250,18 +289,17 @@ document.body.dataset.ready = "1";
 
 
 def _html_cell(row: dict[str, Any], d: str, m: str, best: dict) -> str:
-    value = row[d].get(m) if row[d] else None
+    value = _finite(row[d].get(m)) if row[d] else None
     is_best, tied = _mark(row, d, m, best)
     text = html.escape(_fmt(value))
-    sd = (row.get("sd") or {}).get(d) if row.get("sd") else None
-    if sd and sd.get(m) is not None:
-        text += f" ± {sd[m]:.1f}"
+    if _sd(row, d, m) is not None:
+        text += f" ± {_sd(row, d, m):.1f}"
     if tied:
         text += f'<span class="tie" title="not significantly different from the best">{DAGGER}</span>'
-    if row.get("ci"):
-        low, high = row["ci"][d][m]
+    if _interval(row, d, m):
+        low, high = _interval(row, d, m)
         text += f' <span class="ci">[{low:.1f}, {high:.1f}]</span>'
-    data = "" if value is None else repr(float(value))
+    data = "" if value is None else repr(value)
     return f'<td class="{"best" if is_best else ""}" data-value="{data}">{text}</td>'
 
 
@@ -275,11 +313,11 @@ def _html_table(board: dict[str, Any]) -> str:
     heads += ['<th data-key="tier" data-higher="0">Tier</th>', '<th data-key="cite">Cite</th>']
     body = []
     for r in board["rows"]:
-        cells = [f'<td class="name">{html.escape(r["name"])}</td>', f'<td class="kind">{r["kind"]}</td>']
+        cells = [f'<td class="name">{html.escape(r["name"])}</td>', f'<td class="kind">{html.escape(r["kind"])}</td>']
         cells += [_html_cell(r, d, m, best) for d in DIRECTIONS for m in METRIC_NAMES]
         tier = "" if r["tier"] is None else str(r["tier"])
         cells += [f'<td data-value="{tier}">{tier or "–"}</td>', f'<td>{html.escape(r.get("cite") or "–")}</td>']
-        body.append(f'<tr class="{r["kind"]}" data-name="{html.escape(r["name"])}">{"".join(cells)}</tr>')
+        body.append(f'<tr class="{html.escape(r["kind"])}" data-name="{html.escape(r["name"])}">{"".join(cells)}</tr>')
     return (
         f'<table class="board" data-benchmark="{html.escape(board["benchmark"])}" data-track="{board["track"]}" '
         f'data-default-sort="t2v-R@1"><thead><tr>{"".join(heads)}</tr></thead>'
@@ -289,8 +327,9 @@ def _html_table(board: dict[str, Any]) -> str:
 
 def efficiency_svg(board: dict[str, Any], width: int = 560, height: int = 320) -> str:
     """Inline SVG scatter of t2v R@1 against head GFLOPs (log scale) for rows whose head cost is known; '' if none."""
-    points = [(r["head_gflops"], r["t2v"]["R@1"], r["name"], r["kind"]) for r in board["rows"]
-              if r.get("head_gflops") and r["t2v"].get("R@1") is not None]
+    points = [(_finite(r.get("head_gflops")), _finite(r["t2v"].get("R@1")), r["name"], r["kind"])
+              for r in board["rows"]]
+    points = [p for p in points if p[0] and p[1] is not None]
     if not points:
         return ""
     pad = 50
@@ -336,7 +375,8 @@ def to_html(boards: Sequence[dict[str, Any]], title: str = "tvbench leaderboard"
             f'<section id="{html.escape(b["benchmark"])}-{b["track"]}"><h2>{html.escape(b["benchmark"])} '
             f'({html.escape(b.get("split") or "?")}) — {b["track"]} track</h2>{_html_table(b)}'
             f'<p class="caption">{html.escape(caption(b))} Click a header to sort (best first, again to reverse).</p>'
-            f"{efficiency_svg(b)}</section>"
+            + "".join(f'<p class="skipped">Skipped (invalid): {html.escape(m)}</p>' for m in b.get("skipped") or ())
+            + f"{efficiency_svg(b)}</section>"
         )
     return (
         f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
@@ -352,7 +392,7 @@ FILE_FORMATS = {"md": to_markdown, "tex": to_latex, "csv": to_csv}
 def write_site(boards: Sequence[dict[str, Any]], out: Path) -> list[Path]:
     """Write every benchmark's boards as md, tex, csv and html into `out`, plus an index.html of all boards."""
     written = []
-    for bench in dict.fromkeys(b["benchmark"] for b in boards):
+    for bench in dict.fromkeys(check_path_name(b["benchmark"]) for b in boards):
         mine = [b for b in boards if b["benchmark"] == bench]
         for ext, fn in FILE_FORMATS.items():
             written.append(write_text(out / f"{bench}.{ext}", "\n".join(fn(b) for b in mine)))

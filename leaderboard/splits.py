@@ -19,6 +19,7 @@ import numpy as np
 from benchmark.data import load_split
 from benchmark.data.split import Split
 from benchmark.io import write_json
+from leaderboard.names import InvalidNameError, check_path_name
 
 PACKAGE_SPLITS = Path(__file__).resolve().parent / "splits"
 MANIFEST_SCHEMA = "tvbench.split-manifest"
@@ -78,7 +79,21 @@ def parse_manifest(doc: Any, where: str) -> SplitManifest:
     for key in ("benchmark", "split", "fingerprint", "text_ids", "video_ids", "text_to_video"):
         if key not in doc:
             raise fail(f"missing field `{key}`.")
-    texts, videos, t2v = doc["text_ids"], doc["video_ids"], np.asarray(doc["text_to_video"], dtype=np.int64)
+    try:
+        check_path_name(doc["benchmark"])
+    except InvalidNameError as err:
+        raise fail(str(err)) from err
+    if not isinstance(doc["split"], str) or not isinstance(doc["fingerprint"], str):
+        raise fail("`split` and `fingerprint` must be strings.")
+    for key in ("text_ids", "video_ids"):
+        if not isinstance(doc[key], list) or not all(isinstance(i, str) for i in doc[key]):
+            raise fail(f"`{key}` must be a list of strings.")
+    try:
+        texts, videos, t2v = doc["text_ids"], doc["video_ids"], np.asarray(doc["text_to_video"], dtype=np.int64)
+    except (TypeError, ValueError, OverflowError) as err:
+        raise fail("`text_to_video` must be a list of video indices.") from err
+    if t2v.ndim != 1:
+        raise fail("`text_to_video` must be a flat list of video indices.")
     if len(texts) != len(t2v) or len(set(videos)) != len(videos):
         raise fail("text_to_video must have one entry per text id and video ids must be unique.")
     if len(t2v) and (t2v.min() < 0 or t2v.max() >= len(videos)):
@@ -87,8 +102,8 @@ def parse_manifest(doc: Any, where: str) -> SplitManifest:
 
 
 def manifest_path(root: str | Path, benchmark: str) -> Path:
-    """Where a leaderboard root keeps the manifest of `benchmark`."""
-    return Path(root) / "splits" / f"{benchmark}.json"
+    """Where a leaderboard root keeps the manifest of `benchmark` (a name that cannot leave the folder)."""
+    return Path(root) / "splits" / f"{check_path_name(benchmark)}.json"
 
 
 def register_split_manifest(root: str | Path, split: Split) -> Path:
@@ -99,10 +114,17 @@ def register_split_manifest(root: str | Path, split: Split) -> Path:
 def load_manifest(benchmark: str, root: str | Path | None = None) -> SplitManifest:
     """The manifest of `benchmark`: `<root>/splits/` first, then the ones shipped with the package."""
     candidates = [manifest_path(root, benchmark)] if root is not None else []
-    candidates.append(PACKAGE_SPLITS / f"{benchmark}.json")
+    candidates.append(manifest_path(PACKAGE_SPLITS.parent, benchmark))
     for path in candidates:
         if path.is_file():
-            return parse_manifest(json.loads(path.read_text(encoding="utf-8")), str(path))
+            try:
+                doc = json.loads(path.read_text(encoding="utf-8"))
+            except (json.JSONDecodeError, UnicodeDecodeError) as err:
+                raise ManifestError(f"{path}: not valid JSON ({err}). Regenerate it.") from err
+            manifest = parse_manifest(doc, str(path))
+            if manifest.benchmark != benchmark:
+                raise ManifestError(f"{path}: the manifest is for benchmark `{manifest.benchmark}`, not `{benchmark}`.")
+            return manifest
     known = ", ".join(known_benchmarks(root)) or "none"
     raise ManifestError(
         f"No test-split manifest for benchmark `{benchmark}` (looked in {', '.join(map(str, candidates))}). "

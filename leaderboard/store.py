@@ -1,29 +1,35 @@
 """The leaderboard store: one folder per entry (`<root>/entries/<benchmark>/<entry>/run.json + ranks.npz`).
 
 Entries are plain files so a submission can be a pull request. Every write happens under a file lock and through
-`benchmark.runs.write_run` (temporary folder + rename), so concurrent submitters never leave a half-written entry;
-every read validates each entry with `benchmark.runs.load_run`.
+`benchmark.runs.write_run` (temporary folder + rename), so concurrent submitters never leave a half-written entry,
+and the temporaries of a killed writer are removed by the next one. Every read validates each entry
+(`benchmark.runs.load_run` and `leaderboard.schema.check_entry`); an invalid entry is skipped and reported.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable
+import unicodedata
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock
+from filelock import FileLock, Timeout
 
+from benchmark.io import remove_stale_temporaries
 from benchmark.runs import RunRecord, RunRecordError, load_run, write_run
+from leaderboard.names import check_path_name
+from leaderboard.schema import SchemaError, check_entry
 
 ENV_ROOT = "TVBENCH_LEADERBOARD"
 PACKAGE_ROOT = Path(__file__).resolve().parent
 LOCK_NAME = ".tvbench.lock"
-KINDS = ("reported", "reproduced", "submitted")
 TRACKS = {"none": "raw", "dsl": "post-processed", "qb-norm": "post-processed"}
 LOCK_TIMEOUT_S = 300
+MAX_SLUG_BYTES = 200  # file names are limited to 255 bytes, and temporaries add a prefix and a suffix
 
 
 class StoreError(RuntimeError):
@@ -40,14 +46,20 @@ def track_of(post_processing: str) -> str:
 
 def resolve_root(root: str | Path | None = None) -> Path:
     """The leaderboard root: `root`, else $TVBENCH_LEADERBOARD, else the package's own `leaderboard/` folder."""
-    return Path(root or os.environ.get(ENV_ROOT) or PACKAGE_ROOT)
+    path = Path(root or os.environ.get(ENV_ROOT) or PACKAGE_ROOT)
+    if path.exists() and not path.is_dir():
+        raise StoreError(f"The leaderboard root {path} is a file; pass --root (or ${ENV_ROOT}) a folder.")
+    return path
 
 
 def slugify(name: str) -> str:
-    """The folder name of an entry: lowercase letters, digits, `.`, `_` and `-`."""
-    slug = re.sub(r"[^a-z0-9._-]+", "-", name.strip().lower()).strip("-.")
+    """The folder name of an entry: the name casefolded, each run of characters other than letters (any script),
+    digits, `.`, `_` and `-` replaced by one `-`."""
+    slug = re.sub(r"[^\w.-]+", "-", unicodedata.normalize("NFKC", name).strip().casefold()).strip("-.")
     if not slug:
         raise ValueError(f"Entry name {name!r} has no letters or digits; choose a descriptive name.")
+    if len(slug.encode()) > MAX_SLUG_BYTES:
+        raise ValueError(f"Entry name {name!r} is too long for a folder name; shorten it.")
     return slug
 
 
@@ -73,41 +85,56 @@ class Entry:
         return track_of(self.record.protocol["post_processing"])
 
 
-def lock(root: str | Path | None = None) -> FileLock:
-    """The store's write lock (a file in the root, shared by every process that writes to it)."""
+@contextmanager
+def lock(root: str | Path | None = None) -> Iterator[None]:
+    """Hold the store's write lock (a file in the root, shared by every process that writes to it)."""
     path = resolve_root(root)
     path.mkdir(parents=True, exist_ok=True)
-    return FileLock(str(path / LOCK_NAME), timeout=LOCK_TIMEOUT_S)
+    try:
+        with FileLock(str(path / LOCK_NAME), timeout=LOCK_TIMEOUT_S):
+            yield
+    except Timeout as err:
+        raise StoreError(
+            f"Another process has held the leaderboard lock {path / LOCK_NAME} for over {LOCK_TIMEOUT_S} s; wait for "
+            "it to finish and retry (a lock left by a killed process is released by the system)."
+        ) from err
 
 
 def _load_entry(path: Path, benchmark: str) -> Entry:
     try:
         record = load_run(path)
-    except RunRecordError as err:
+        check_entry(record)
+    except (RunRecordError, SchemaError) as err:
         raise StoreError(f"Leaderboard entry {path} is invalid: {err} Fix or remove the entry folder.") from err
-    meta = record.extra.get("leaderboard")
-    if not isinstance(meta, dict) or not isinstance(meta.get("name"), str) or meta.get("kind") not in KINDS:
-        raise StoreError(
-            f"Leaderboard entry {path} lacks the `extra.leaderboard` block (name, kind); add it with "
-            "`tvbench leaderboard submit`, never by hand."
-        )
     if record.benchmark != benchmark:
         raise StoreError(f"Leaderboard entry {path} is a `{record.benchmark}` run filed under `{benchmark}`.")
     return Entry(path.name, path, record)
 
 
-def load_entries(root: str | Path | None = None, benchmark: str | None = None) -> list[Entry]:
-    """Every entry of the store (or of one benchmark), each validated; sorted by benchmark and id."""
+def scan_entries(root: str | Path | None = None, benchmark: str | None = None) -> tuple[list[Entry], list[str]]:
+    """Every valid entry of the store (or of one benchmark), sorted by benchmark and id, and one message per
+    invalid entry, which is skipped so that one bad entry never breaks a board."""
     base = resolve_root(root) / "entries"
+    if benchmark is not None:
+        check_path_name(benchmark)
     if not base.is_dir():
-        return []
+        return [], []
     benchmarks = [benchmark] if benchmark else sorted(p.name for p in base.iterdir() if _visible_dir(p))
-    entries = []
+    entries, skipped = [], []
     for bench in benchmarks:
         folder = base / bench
-        if folder.is_dir():
-            entries += [_load_entry(p, bench) for p in sorted(folder.iterdir()) if _visible_dir(p)]
-    return entries
+        for path in sorted(folder.iterdir()) if folder.is_dir() else ():
+            if _visible_dir(path):
+                try:
+                    entries.append(_load_entry(path, bench))
+                except StoreError as err:
+                    skipped.append(str(err))
+    return entries, skipped
+
+
+def load_entries(root: str | Path | None = None, benchmark: str | None = None) -> list[Entry]:
+    """Every valid entry of the store (or of one benchmark); invalid ones are left out (see `scan_entries`)."""
+    return scan_entries(root, benchmark)[0]
 
 
 def _visible_dir(path: Path) -> bool:
@@ -115,12 +142,22 @@ def _visible_dir(path: Path) -> bool:
 
 
 def add_entry(
-    record: RunRecord, entry_id: str, check: Callable[[list[Entry]], None], root: str | Path | None = None
+    benchmark: str, entry_id: str, admit: Callable[[list[Entry]], RunRecord], root: str | Path | None = None
 ) -> Path:
-    """Write `record` as entry `entry_id` under the lock, after `check(existing entries of its benchmark)` passes."""
+    """Write the record that `admit(existing entries of benchmark)` returns as entry `entry_id`, under the lock.
+
+    `admit` runs once before the lock is taken, so that a refusal leaves the store untouched (no lock file, no
+    folder), and again under the lock, where it is authoritative; then stale temporaries of killed writers go.
+    """
+    if slugify(entry_id) != entry_id:
+        raise StoreError(f"Entry id {entry_id!r} is not a folder name made by `slugify`.")
+    folder = resolve_root(root) / "entries" / check_path_name(benchmark)
+    admit(load_entries(root, benchmark))
     with lock(root):
-        check(load_entries(root, record.benchmark))
-        target = resolve_root(root) / "entries" / record.benchmark / entry_id
-        if target.exists():
-            raise StoreError(f"Entry folder {target} already exists; choose another name.")
-        return write_run(record, target)
+        record = admit(load_entries(root, benchmark))
+        if record.benchmark != benchmark:
+            raise StoreError(f"A `{record.benchmark}` run cannot be filed under `{benchmark}`.")
+        if (folder / entry_id).exists():
+            raise StoreError(f"Entry folder {folder / entry_id} already exists; choose another name.")
+        remove_stale_temporaries(folder)
+        return write_run(record, folder / entry_id)

@@ -1,16 +1,19 @@
 """Accept a run directory or a score matrix into the leaderboard, after recomputing every number it claims.
 
-Nothing submitted is trusted: a score matrix is evaluated with `benchmark.metrics.evaluate_scores` against the
-canonical split manifest; a run directory is re-evaluated from its `sim.npy` when present, otherwise its metrics are
-recomputed from its per-query ranks and must agree with what it claims. Every refusal raises `SubmissionError`
-before anything is written.
+Verified: the metrics (a score matrix is evaluated with `benchmark.metrics.evaluate_scores` against the canonical split
+manifest; a run directory is re-evaluated from its `sim.npy` when present, otherwise its metrics are recomputed from
+its per-query ranks and must agree with what it claims), the split (fingerprint, sizes, id order), the ranks file
+(sha256), every other field (`leaderboard.schema`), names (`leaderboard.names`), BibTeX (`leaderboard.bibtex`),
+duplicates and group ownership. Not verifiable: how the scores were made; the ground truth is public, so an oracle
+score matrix reaches R@1 = 100. Every refusal raises `SubmissionError` before anything is written.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-import re
-import zipfile
+import getpass
+import os
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -19,6 +22,10 @@ import numpy as np
 
 from benchmark.metrics import ScoreMatrixError, evaluate_scores, summarize
 from benchmark.runs import DIRECTIONS, POST_PROCESSING, RANK_FIELDS, RunRecord, RunRecordError, load_run, make_record
+from leaderboard.arrays import ArrayFileError, HeaderCheck, member_names, read_npy, read_npz
+from leaderboard.bibtex import submitted_entry
+from leaderboard.names import check_path_name, normalize_name, skeleton
+from leaderboard.schema import SchemaError, check_entry, check_extra, check_url
 from leaderboard.splits import ManifestError, SplitManifest, load_manifest
 from leaderboard.store import Entry, StoreError, add_entry, slugify
 
@@ -26,6 +33,8 @@ MATRIX_KEYS = ("scores", "sim")
 LEADERBOARD_TIES = "random"
 LEADERBOARD_V2T = "max-over-captions"
 SUBMIT_KINDS = ("submitted", "reproduced")
+ENV_SUBMITTER = "TVBENCH_SUBMITTER"
+MAX_ID_CHARS = 256
 
 
 class SubmissionError(ValueError):
@@ -48,27 +57,44 @@ class Submission:
     kind: str = "submitted"
     method: str | None = None
     config: dict[str, Any] = field(default_factory=dict)
+    submitter: str | None = None  # None: $TVBENCH_SUBMITTER, else the login name
+    maintainer_join: bool = False  # a maintainer adds this run to a group that another submitter owns
 
 
-def _check_fields(meta: Submission) -> None:
+def default_submitter() -> str:
+    """Who submits: $TVBENCH_SUBMITTER, else the login name of the process."""
+    try:
+        return os.environ.get(ENV_SUBMITTER) or getpass.getuser()
+    except (KeyError, OSError) as err:
+        raise SubmissionError(f"Cannot tell who is submitting; pass --submitter or set ${ENV_SUBMITTER}.") from err
+
+
+def _normalised(meta: Submission) -> Submission:
+    """`meta` with every declared field validated: names normalised, BibTeX re-serialised, the submitter known."""
     for key in ("benchmark", "name"):
         value = getattr(meta, key)
         if not isinstance(value, str) or not value.strip():
             raise SubmissionError(f"Missing required field `{key}`: pass --{key} with a non-empty value.")
-    try:
-        slugify(meta.name)
-    except ValueError as err:
-        raise SubmissionError(str(err)) from err
     if meta.kind not in SUBMIT_KINDS:
         raise SubmissionError(f"Kind `{meta.kind}` cannot be submitted; use one of {', '.join(SUBMIT_KINDS)}.")
     if meta.post_processing is not None and meta.post_processing not in POST_PROCESSING:
         raise SubmissionError(
             f"Unknown --post-processing `{meta.post_processing}`; use one of {', '.join(POST_PROCESSING)}."
         )
-    if meta.group is not None and not meta.group.strip():
-        raise SubmissionError("--group must not be empty; omit it for a single run.")
-    if meta.bibtex is not None and not re.search(r"@\w+\s*\{\s*[^,\s]+\s*,", meta.bibtex):
-        raise SubmissionError("The --bibtex file holds no BibTeX entry (expected `@type{key, ...}`).")
+    if meta.seed is not None and (isinstance(meta.seed, bool) or not isinstance(meta.seed, int)):
+        raise SubmissionError(f"--seed must be an integer, got {meta.seed!r}.")
+    try:
+        check_path_name(meta.benchmark)
+        name = normalize_name(meta.name, "--name")
+        slugify(name)
+        group = None if meta.group is None else normalize_name(meta.group, "--group")
+        submitter = normalize_name(meta.submitter or default_submitter(), "--submitter")
+        bibtex = None if meta.bibtex is None else submitted_entry(meta.bibtex, "The --bibtex file").text()
+        check_url(meta.paper, "--paper")
+        check_url(meta.code, "--code")
+    except ValueError as err:  # InvalidNameError, BibtexError, SchemaError, or slugify's
+        raise SubmissionError(str(err)) from err
+    return replace(meta, name=name, group=group, submitter=submitter, bibtex=bibtex)
 
 
 def _manifest(meta: Submission, root: str | Path | None) -> SplitManifest:
@@ -84,68 +110,85 @@ def _manifest(meta: Submission, root: str | Path | None) -> SplitManifest:
     return manifest
 
 
-def _load_array(path: Path) -> tuple[np.ndarray, dict[str, Any]]:
-    """The score matrix and optional `text_ids` / `video_ids` / `fingerprint` of a .npy or .npz (no pickles)."""
+def _matrix_check(manifest: SplitManifest) -> HeaderCheck:
+    """Header check of a score matrix: numbers, texts x videos of the manifest (checked before reading any data)."""
+    expected = (len(manifest.text_ids), len(manifest.video_ids))
+
+    def check(shape: tuple[int, ...], dtype: np.dtype, where: str) -> None:
+        if dtype.kind not in "fiu":
+            raise ArrayFileError(f"{where}: the score matrix must hold numbers, not dtype {dtype}.")
+        if shape != expected:
+            hint = " It looks transposed: rows must be texts, columns videos." if shape == expected[::-1] else ""
+            raise ArrayFileError(
+                f"{where}: wrong shape {shape}; {manifest.benchmark}/{manifest.split} needs {expected[0]} x "
+                f"{expected[1]} (texts x videos, in manifest order).{hint}"
+            )
+
+    return check
+
+
+def _text_check(shape_needed: tuple[int, ...], what: str, manifest: SplitManifest) -> HeaderCheck:
+    """Header check of an id array or the fingerprint: strings of bounded length, in the shape the manifest implies."""
+
+    def check(shape: tuple[int, ...], dtype: np.dtype, where: str) -> None:
+        if dtype.kind not in "US" or dtype.itemsize // (4 if dtype.kind == "U" else 1) > MAX_ID_CHARS:
+            raise ArrayFileError(f"{where}: `{what}` must be a string array of at most {MAX_ID_CHARS} characters each.")
+        if shape != shape_needed and not (what == "fingerprint" and shape == (1,)):
+            count = f"{int(np.prod(shape))} ids" if what != "fingerprint" else f"shape {shape}"
+            raise ArrayFileError(
+                f"{where}: `{what}` has {count} but {manifest.benchmark}/{manifest.split} needs shape {shape_needed}."
+            )
+
+    return check
+
+
+def _load_array(path: Path, manifest: SplitManifest) -> tuple[np.ndarray, dict[str, Any]]:
+    """The score matrix and optional `text_ids` / `video_ids` / `fingerprint` of a .npy or .npz, each member's
+    header checked against the manifest before its data is read (no pickles, no unbounded allocation)."""
     suffix = path.suffix.lower()
     if suffix not in (".npy", ".npz"):
         raise SubmissionError(
             f"{path}: unsupported file type `{suffix or '(none)'}`. Submit a run directory, or a score matrix as "
             ".npy / .npz (pickles, .pt and .pkl files are never loaded)."
         )
-    pickle_hint = (
-        f"{path} holds pickled data (an object array or a pickle); tvbench never unpickles submissions. "
-        "Save plain numeric arrays with np.save / np.savez (allow_pickle=False) and ids as string arrays."
-    )
+    matrix = _matrix_check(manifest)
     try:
         if suffix == ".npy":
-            return np.load(path, allow_pickle=False, mmap_mode="r"), {}
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {key: data[key] for key in data.files}
-    except ValueError as err:
-        if "pickle" in str(err).lower() or "python objects" in str(err).lower():
-            raise SubmissionError(pickle_hint) from err
-        raise SubmissionError(f"{path}: not a readable .npy/.npz file ({err}).") from err
-    except (OSError, zipfile.BadZipFile, EOFError) as err:
-        raise SubmissionError(f"{path}: not a readable .npy/.npz file ({err}).") from err
-    keys = [k for k in MATRIX_KEYS if k in arrays]
-    if not keys:
-        raise SubmissionError(
-            f"{path}: no score matrix; store it under the key `scores` (found keys: {', '.join(arrays) or 'none'})."
-        )
+            return read_npy(path, matrix), {}
+        checks = {key: matrix for key in MATRIX_KEYS}
+        checks.update(text_ids=_text_check((len(manifest.text_ids),), "text_ids", manifest),
+                      video_ids=_text_check((len(manifest.video_ids),), "video_ids", manifest),
+                      fingerprint=_text_check((), "fingerprint", manifest))
+        arrays = read_npz(path, checks)
+        keys = [k for k in MATRIX_KEYS if k in arrays]
+        if not keys:
+            raise SubmissionError(f"{path}: no score matrix; store it under the key `scores` (found keys: "
+                                  f"{', '.join(member_names(path)) or 'none'}).")
+    except ArrayFileError as err:
+        raise SubmissionError(str(err)) from err
     return arrays[keys[0]], {k: arrays[k] for k in ("text_ids", "video_ids", "fingerprint") if k in arrays}
 
 
-def _check_ids(found: Any, expected: tuple[str, ...], what: str, manifest: SplitManifest) -> None:
+def _check_ids(found: Any, expected: tuple[str, ...], what: str, manifest: SplitManifest, path: Path) -> None:
     ids = [str(x) for x in np.asarray(found).reshape(-1)]
-    if len(ids) != len(expected):
-        raise SubmissionError(
-            f"`{what}` has {len(ids)} ids but {manifest.benchmark}/{manifest.split} has {len(expected)}."
-        )
-    bad = next((i for i, (a, b) in enumerate(zip(ids, expected)) if a != b), None)
+    bad = next((i for i, (a, b) in enumerate(zip(ids, expected, strict=True)) if a != b), None)
     if bad is not None:
         raise SubmissionError(
-            f"`{what}`[{bad}] is `{ids[bad]}` but the canonical order of {manifest.benchmark}/{manifest.split} has "
-            f"`{expected[bad]}` there; order rows by the manifest's text_ids and columns by its video_ids."
+            f"{path}: `{what}`[{bad}] is `{ids[bad]}` but the canonical order of {manifest.benchmark}/{manifest.split} "
+            f"has `{expected[bad]}` there; order rows by the manifest's text_ids and columns by its video_ids."
         )
 
 
-def _check_matrix(scores: np.ndarray, extras: dict[str, Any], manifest: SplitManifest, path: Path) -> None:
-    expected = (len(manifest.text_ids), len(manifest.video_ids))
-    if scores.dtype.kind not in "fiu":
-        raise SubmissionError(f"{path}: the score matrix must hold numbers, not dtype {scores.dtype}.")
-    if scores.shape != expected:
-        hint = " It looks transposed: rows must be texts, columns videos." if scores.shape == expected[::-1] else ""
-        raise SubmissionError(
-            f"{path}: wrong shape {tuple(scores.shape)}; {manifest.benchmark}/{manifest.split} needs "
-            f"{expected[0]} x {expected[1]} (texts x videos, in manifest order).{hint}"
-        )
+def _check_matrix(extras: dict[str, Any], manifest: SplitManifest, path: Path) -> None:
+    """The ids and fingerprint stored beside a score matrix agree with the manifest (shapes were checked on read)."""
     if "text_ids" in extras:
-        _check_ids(extras["text_ids"], manifest.text_ids, "text_ids", manifest)
+        _check_ids(extras["text_ids"], manifest.text_ids, "text_ids", manifest, path)
     if "video_ids" in extras:
-        _check_ids(extras["video_ids"], manifest.video_ids, "video_ids", manifest)
-    if "fingerprint" in extras and str(extras["fingerprint"]) != manifest.fingerprint:
+        _check_ids(extras["video_ids"], manifest.video_ids, "video_ids", manifest, path)
+    fingerprint = str(np.asarray(extras.get("fingerprint", manifest.fingerprint)).reshape(-1)[0])
+    if fingerprint != manifest.fingerprint:
         raise SubmissionError(
-            f"{path}: fingerprint {str(extras['fingerprint'])[:12]}... is not the fingerprint of "
+            f"{path}: fingerprint {fingerprint[:12]}... is not the fingerprint of "
             f"{manifest.benchmark}/{manifest.split} ({manifest.fingerprint[:12]}...): the scores were computed on "
             "another version of the split."
         )
@@ -159,19 +202,20 @@ def _evaluate(scores: np.ndarray, manifest: SplitManifest, where: Path) -> dict[
 
 
 def _leaderboard_meta(meta: Submission, source: str) -> dict[str, Any]:
+    """The `extra.leaderboard` block (the group owner is settled under the store lock, in `_admit`)."""
     return {
-        "name": meta.name.strip(), "kind": meta.kind, "paper": meta.paper, "code": meta.code, "bibtex": meta.bibtex,
-        "group": meta.group, "source": source,
+        "name": meta.name, "kind": meta.kind, "paper": meta.paper, "code": meta.code, "bibtex": meta.bibtex,
+        "group": meta.group, "source": source, "submitter": meta.submitter,
         "submitted": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
     }
 
 
 def _from_matrix(path: Path, meta: Submission, manifest: SplitManifest) -> RunRecord:
-    scores, extras = _load_array(path)
-    _check_matrix(scores, extras, manifest, path)
+    scores, extras = _load_array(path, manifest)
+    _check_matrix(extras, manifest, path)
     result = _evaluate(scores, manifest, path)
     return make_record(
-        method=meta.method or meta.name.strip(), config=dict(meta.config), split=manifest, result=result,
+        method=meta.method or meta.name, config=dict(meta.config), split=manifest, result=result,
         seed=meta.seed, protocol_extra={"post_processing": meta.post_processing or "none"},
         extra={"leaderboard": _leaderboard_meta(meta, "score matrix")},
     )
@@ -180,8 +224,11 @@ def _from_matrix(path: Path, meta: Submission, manifest: SplitManifest) -> RunRe
 def _from_run(path: Path, meta: Submission, manifest: SplitManifest) -> RunRecord:
     try:
         record = load_run(path)  # validates the schema and that the claimed metrics match the ranks
-    except RunRecordError as err:
-        raise SubmissionError(f"The run record is invalid: {err}") from err
+        check_extra(record.extra)
+    except (RunRecordError, SchemaError) as err:
+        raise SubmissionError(f"The run record {path / 'run.json'} is invalid: {err}") from err
+    if meta.seed is not None and record.seed is not None and meta.seed != record.seed:
+        raise SubmissionError(f"{path}: run.json says seed {record.seed} but --seed is {meta.seed}; omit --seed.")
     for key, want in (("benchmark", manifest.benchmark), ("split", manifest.split),
                       ("fingerprint", manifest.fingerprint), ("n_texts", len(manifest.text_ids)),
                       ("n_videos", len(manifest.video_ids))):
@@ -202,8 +249,7 @@ def _from_run(path: Path, meta: Submission, manifest: SplitManifest) -> RunRecor
         )
     ranks = record.ranks
     if (path / "sim.npy").is_file():
-        scores, _ = _load_array(path / "sim.npy")
-        _check_matrix(scores, {}, manifest, path / "sim.npy")
+        scores, _ = _load_array(path / "sim.npy", manifest)
         result = _evaluate(scores, manifest, path / "sim.npy")
         for d in DIRECTIONS:
             if any(not np.array_equal(getattr(ranks[d], f), getattr(result["ranks"][d], f)) for f in RANK_FIELDS):
@@ -224,51 +270,102 @@ def _same_ranks(a: RunRecord, b: RunRecord) -> bool:
 
 
 def _same_run(a: RunRecord, b: RunRecord) -> bool:
-    """Identical per-query ranks are a resubmission, unless both are reproduced runs of different methods, configs
-    or seeds (small test sets can make two genuinely different runs rank every query alike)."""
-    reproduced = all(r.extra.get("leaderboard", {}).get("kind") == "reproduced" for r in (a, b))
+    """Identical per-query ranks are a resubmission, unless both are reproduced run directories of different
+    methods, configs or seeds (small test sets can make two genuinely different runs rank every query alike). A
+    score matrix never gets that benefit of the doubt: its method is only the name its submitter chose."""
+    reproduced = all(
+        r.extra["leaderboard"]["kind"] == "reproduced" and r.extra["leaderboard"].get("source") == "run directory"
+        for r in (a, b)
+    )
     if reproduced and (a.method, a.config, a.seed) != (b.method, b.config, b.seed):
         return False
     return _same_ranks(a, b)
 
 
-def _duplicate_check(record: RunRecord, entry_id: str) -> Any:
-    name = record.extra["leaderboard"]["name"]
+def _system(meta: dict[str, Any]) -> str:
+    """The row an entry is shown in: its group, else its own name (as in `leaderboard.board`)."""
+    return meta.get("group") or meta["name"]
 
-    def check(existing: list[Entry]) -> None:
+
+def _group_owner(meta: dict[str, Any], members: list[Entry], maintainer: bool) -> dict[str, Any]:
+    """`meta` with the owner of its group: its submitter for a new group; joining an existing one needs the same
+    submitter, or a maintainer's explicit `maintainer_join`."""
+    if not members:
+        return {**meta, "group_owner": meta["submitter"]}
+    owner = members[0].meta.get("group_owner")
+    if owner != meta["submitter"] and not maintainer:
+        raise SubmissionError(
+            f"The group `{meta['group']}` belongs to {owner or 'a submitter that was not recorded'}, not to "
+            f"{meta['submitter']}; only its owner adds seeds to it (a maintainer can, with --maintainer-join). "
+            "Choose another --group for your own runs."
+        )
+    block = {**meta, "group_owner": owner}
+    if owner != meta["submitter"]:
+        block["group_joined_by_maintainer"] = True
+    return block
+
+
+def _admit(record: RunRecord, entry_id: str, maintainer: bool) -> Callable[[list[Entry]], RunRecord]:
+    """The store check of a new entry against the entries of its benchmark: no look-alike name, no row it would join
+    without owning it, no identical run, no BibTeX key that means another paper. Returns the record to write."""
+    meta = record.extra["leaderboard"]
+
+    def admit(existing: list[Entry]) -> RunRecord:
         for entry in existing:
-            if entry.id == entry_id or entry.name.strip().lower() == name.lower():
+            if entry.id == entry_id or skeleton(entry.name) == skeleton(meta["name"]):
+                raise SubmissionError(f"Duplicate: an entry named `{entry.name}` already exists ({entry.path}); "
+                                      "choose another --name.")
+        members = [e for e in existing if e.meta.get("group") == meta["group"]] if meta["group"] else []
+        for entry in existing:
+            joins = entry.id in {e.id for e in members}
+            if not joins and skeleton(_system(entry.meta)) == skeleton(_system(meta)):
                 raise SubmissionError(
-                    f"Duplicate: an entry named `{entry.name}` already exists ({entry.path}); choose another --name."
+                    f"`{_system(meta)}` looks like the existing row `{_system(entry.meta)}` ({entry.path}); "
+                    "choose a distinct --name or --group."
                 )
+        for entry in existing:
             if _same_run(entry.record, record):
                 raise SubmissionError(
                     f"Duplicate: the per-query ranks are identical to those of entry `{entry.name}` ({entry.path}); "
                     "the same run cannot be submitted twice."
                 )
+        key = meta["bibtex"] and submitted_entry(meta["bibtex"]).key
+        for entry in existing:
+            other = entry.meta.get("bibtex")
+            if key and other and submitted_entry(other).key == key and other != meta["bibtex"]:
+                raise SubmissionError(f"The BibTeX key `{key}` already cites another paper (entry `{entry.name}`); "
+                                      "choose another key.")
+        block = _group_owner(meta, members, maintainer) if meta["group"] else meta
+        return replace(record, extra={**record.extra, "leaderboard": block})
 
-    return check
+    return admit
 
 
 def prepare(path: str | Path, meta: Submission, root: str | Path | None = None) -> RunRecord:
-    """The run record a submission would add (every check except duplicates), without writing anything."""
-    _check_fields(meta)
+    """The run record a submission would add (every check except those against the store), writing nothing."""
+    meta = _normalised(meta)
     manifest = _manifest(meta, root)
     path = Path(path)
     if path.is_dir():
         if not (path / "run.json").is_file():
             raise SubmissionError(f"{path}: a run directory needs run.json + ranks.npz (and optionally sim.npy).")
-        return _from_run(path, meta, manifest)
-    if not path.is_file():
+        record = _from_run(path, meta, manifest)
+    elif path.is_file():
+        record = _from_matrix(path, meta, manifest)
+    else:
         raise SubmissionError(f"{path}: no such file or directory.")
-    return _from_matrix(path, meta, manifest)
+    try:
+        check_entry(record)
+    except SchemaError as err:
+        raise SubmissionError(f"{path}: {err}") from err
+    return record
 
 
 def submit(path: str | Path, meta: Submission, root: str | Path | None = None) -> Path:
     """Validate and recompute a submission, then add it to the store atomically; returns the entry folder."""
     record = prepare(path, meta, root)
-    entry_id = slugify(meta.name)
+    entry_id = slugify(record.extra["leaderboard"]["name"])
     try:
-        return add_entry(record, entry_id, _duplicate_check(record, entry_id), root)
+        return add_entry(record.benchmark, entry_id, _admit(record, entry_id, meta.maintainer_join), root)
     except StoreError as err:
         raise SubmissionError(str(err)) from err

@@ -5,19 +5,23 @@ from __future__ import annotations
 import hashlib
 import json
 import multiprocessing
+import os
 import pickle
+import signal
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+import benchmark.runs
 from benchmark.data.split import Split, TextRecord, VideoRecord
 from benchmark.metrics import evaluate_scores
 from benchmark.runs import load_run, make_record, write_run
 from leaderboard.board import build_board
 from leaderboard.splits import build_manifest, load_manifest, register_split_manifest
 from leaderboard.stats import StatsSettings
-from leaderboard.store import load_entries
+from leaderboard.store import LOCK_NAME, load_entries
 from leaderboard.submit import Submission, SubmissionError, submit
 
 N = 40
@@ -102,6 +106,7 @@ def _refusals(root: Path, tmp: Path) -> dict[str, tuple]:
     np.save(tmp / "object.npy", np.array([good, "x"], dtype=object), allow_pickle=True)
     (tmp / "scores.pkl").write_bytes(pickle.dumps(good))
     (tmp / "pickle.npy").write_bytes(pickle.dumps(good))
+    (tmp / "random.npy").write_bytes(np.random.default_rng(0).bytes(1000))
     np.save(tmp / "dup.npy", _scores(0))  # same scores as the existing entry -> identical ranks
     np.save(tmp / "ok.npy", _scores(5))
     bad_run = write_run(make_record(method="m", config={}, split=_split(), result=evaluate_scores(good)), tmp / "bad")
@@ -139,6 +144,13 @@ def _refusals(root: Path, tmp: Path) -> dict[str, tuple]:
         "wrong split": (ok, _meta("x", split="val"), "not `val`"),
         "post-processing mismatch": (ok_run, _meta("x", post_processing="dsl"), "--post-processing is `dsl`"),
         "bad bibtex": (ok, _meta("x", bibtex="not bibtex"), "no BibTeX entry"),
+        "unbalanced bibtex": (ok, _meta("x", bibtex="@article{k, title = {x}"), "unbalanced braces"),
+        "reserved bibtex key": (ok, _meta("x", bibtex="@article{zhang2024glscl, title = {x}}"), "reserved"),
+        "random bytes": (tmp / "random.npy", _meta("x"), "not a NumPy .npy array"),
+        "benchmark path": (ok, Submission(benchmark="../x", name="x"), "Invalid benchmark name"),
+        "long name": (ok, _meta("x" * 300), "at most 100"),
+        "bidi name": (ok, _meta("\u202emodel"), "U+202E"),
+        "look-alike name": (ok, _meta("Model \u0410"), "already exists"),
         "no such file": (tmp / "absent.npy", _meta("x"), "no such file"),
     }
 
@@ -146,6 +158,7 @@ def _refusals(root: Path, tmp: Path) -> dict[str, tuple]:
 def test_every_refusal_leaves_the_store_byte_identical(root: Path, tmp_path: Path) -> None:
     np.save(tmp_path / "a.npy", _scores(0))
     submit(tmp_path / "a.npy", _meta("Model A"), root)
+    (root / LOCK_NAME).unlink()  # a store fresh from git has no lock file, and a refusal must not create one
     before = _tree_hash(root)
     inputs = tmp_path / "inputs"
     inputs.mkdir()
@@ -154,7 +167,7 @@ def test_every_refusal_leaves_the_store_byte_identical(root: Path, tmp_path: Pat
             submit(path, meta, root)
         assert message in str(err.value), f"{case}: {err.value}"
         assert _tree_hash(root) == before, case
-    assert len(load_entries(root)) == 1
+    assert len(load_entries(root)) == 1 and not (root / LOCK_NAME).exists()
 
 
 def _submit_one(args: tuple[str, int]) -> str:
@@ -190,3 +203,34 @@ def test_identical_ranks_of_different_reproduced_runs_are_kept(root: Path, tmp_p
     with pytest.raises(SubmissionError, match="identical"):
         submit(tmp_path / "method-b", _meta("method-b as submitted"), root)
     assert _tree_hash(root) == before
+
+
+def _submit_and_hang(root: str, marker: str) -> None:
+    """Submit, but stop for good halfway through writing the entry (the parent kills this process there)."""
+
+    def hang(path: Path, obj: object) -> None:
+        Path(marker).write_text(str(path))
+        time.sleep(60)
+
+    benchmark.runs.write_json = hang  # in this forked child only: ranks.npz is written, run.json never is
+    np.save(Path(root).parent / "k.npy", _scores(200))
+    submit(Path(root).parent / "k.npy", _meta("killed"), root)
+
+
+def test_kill_9_inside_a_submit_leaves_no_entry_and_the_next_submit_cleans_up(root: Path, tmp_path: Path) -> None:
+    marker = tmp_path / "writing"
+    child = multiprocessing.get_context("fork").Process(target=_submit_and_hang, args=(str(root), str(marker)))
+    child.start()
+    deadline = time.monotonic() + 60
+    while not marker.exists() and child.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert marker.exists(), "the child never reached the write"
+    os.kill(child.pid, signal.SIGKILL)
+    child.join()
+    folder = root / "entries" / "toyvtt"
+    leftovers = [p.name for p in folder.iterdir()]
+    assert len(leftovers) == 1 and leftovers[0].startswith(".killed.") and leftovers[0].endswith(".tmp")
+    assert load_entries(root) == []  # the partial entry is invisible
+    np.save(tmp_path / "next.npy", _scores(201))
+    submit(tmp_path / "next.npy", _meta("killed"), root)  # same name: the lock was released by the kill
+    assert [p.name for p in folder.iterdir()] == ["killed"] and [e.name for e in load_entries(root)] == ["killed"]
