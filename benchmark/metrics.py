@@ -53,14 +53,20 @@ def _check_policy(ties: str) -> None:
 class QueryRanks:
     """Per-query counts against the best relevant candidate's score s: candidates that are not relevant and score
     strictly above s (`greater`) or exactly s (`tied_other`), and relevant candidates scoring exactly s
-    (`tied_relevant`, 1 when a query has one relevant item)."""
+    (`tied_relevant`, 1 when a query has one relevant item).
+
+    `tied_before` (tied other candidates at a lower column index than the relevant one) is recorded only for
+    multi-caption text-to-video queries (several texts per video), which CLIP4Clip ranks with an argsort (`legacy`).
+    """
 
     greater: np.ndarray
     tied_other: np.ndarray
     tied_relevant: np.ndarray
+    tied_before: np.ndarray | None = None
 
     def __post_init__(self) -> None:
-        raw = [np.asarray(a) for a in (self.greater, self.tied_other, self.tied_relevant)]
+        names = ("greater", "tied_other", "tied_relevant") + (("tied_before",) if self.tied_before is not None else ())
+        raw = [np.asarray(getattr(self, name)) for name in names]
         if any(a.dtype.kind not in "iu" for a in raw):
             raise ValueError("QueryRanks counts must be integer arrays.")
         arrays = [a.astype(np.int64) for a in raw]
@@ -68,7 +74,9 @@ class QueryRanks:
             raise ValueError("QueryRanks arrays must be one-dimensional and of equal length.")
         if any((a < 0).any() for a in arrays) or (arrays[2] < 1).any():
             raise ValueError("QueryRanks counts must be >= 0 and tied_relevant >= 1.")
-        for name, array in zip(("greater", "tied_other", "tied_relevant"), arrays):
+        if len(arrays) == 4 and ((arrays[3] > arrays[1]).any() or (arrays[2] != 1).any()):
+            raise ValueError("QueryRanks `tied_before` must not exceed `tied_other`, for one relevant item per query.")
+        for name, array in zip(names, arrays):
             object.__setattr__(self, name, array)
 
     def __len__(self) -> int:
@@ -110,9 +118,29 @@ class QueryRanks:
         starts = np.repeat(self.greater - np.cumsum(t) + t, t)
         return starts + np.arange(int(t.sum()))
 
+    def legacy_ranks(self) -> np.ndarray:
+        """CLIP4Clip's 1-based ranks: one entry per tied candidate (`compute_metrics`) for one-to-one queries; for
+        multi-caption t2v (`tied_before` recorded) one rank per query from a descending argsort that keeps tied
+        candidates in column order (`tensor_text_to_video_metrics`)."""
+        if self.tied_before is None:
+            return self.legacy_entries() + 1.0
+        return (self.greater + self.tied_before + 1).astype(np.float64)
+
+
+def _legacy_argsort_summary(q: QueryRanks) -> dict[str, float]:
+    """CLIP4Clip's multi-caption t2v numbers: R@K and MnR over argsort ranks, MdR the lower middle value
+    (`torch.median`)."""
+    r = q.legacy_ranks()
+    out = {f"R@{k}": float(np.count_nonzero(r <= k) * 100 / len(r)) for k in RECALL_KS}
+    out["MdR"] = float(np.sort(r)[(len(r) - 1) // 2])
+    out["MnR"] = float(r.mean())
+    return out
+
 
 def _legacy_summary(q: QueryRanks) -> dict[str, float]:
     """CLIP4Clip's numbers, computed from the counts without materialising the duplicated entries."""
+    if q.tied_before is not None:
+        return _legacy_argsort_summary(q)
     g, t = q.greater, q.tied_other + q.tied_relevant
     total = int(t.sum())
     out = {f"R@{k}": float(np.clip(k - g, 0, t).sum() * 100 / total) for k in RECALL_KS}
@@ -246,9 +274,12 @@ def _count(
     best = best[None, :]
     row_greater = np.empty(n_rows, dtype=np.int64)
     row_tied = np.empty(n_rows, dtype=np.int64)
+    multi_caption = bool((group_sizes > 1).any())  # a video with several texts
+    row_before = np.empty(n_rows, dtype=np.int64) if multi_caption else None
+    columns = np.arange(n_cols)[None, :]
     col_greater = np.zeros(n_cols, dtype=np.int64)
     col_tied = np.zeros(n_cols, dtype=np.int64)
-    collapse = v2t == "max-over-captions" and bool((group_sizes > 1).any())
+    collapse = v2t == "max-over-captions" and multi_caption
     finite = _FiniteCheck()
     for start, stop in _blocks(bounds, n_cols * matrix.itemsize, block_bytes):
         rows = np.arange(start, stop) if identity else order[start:stop]
@@ -256,7 +287,10 @@ def _count(
         finite.update(block, rows)
         target = own[rows][:, None]
         row_greater[rows] = np.count_nonzero(block > target, axis=1)
-        row_tied[rows] = np.count_nonzero(block == target, axis=1) - 1
+        tied = block == target
+        row_tied[rows] = np.count_nonzero(tied, axis=1) - 1
+        if row_before is not None:
+            row_before[rows] = np.count_nonzero(tied & (columns < relevant[rows][:, None]), axis=1)
         if v2t is None:
             continue
         if collapse:
@@ -266,7 +300,7 @@ def _count(
         col_greater += np.count_nonzero(block > best, axis=0)
         col_tied += np.count_nonzero(block == best, axis=0)
     finite.raise_if_bad(matrix)
-    row_counts = QueryRanks(row_greater, row_tied, np.ones(n_rows, dtype=np.int64))
+    row_counts = QueryRanks(row_greater, row_tied, np.ones(n_rows, dtype=np.int64), row_before)
     if v2t is None:
         return row_counts, None
     if v2t == "max-over-captions":
@@ -283,9 +317,9 @@ def rank_counts(scores: Any, relevant: Any, block_bytes: int = DEFAULT_BLOCK_BYT
 
 
 def ranks(scores: Any, relevant: Any, ties: str = "random") -> np.ndarray:
-    """1-based rank of each row query's relevant column; for `legacy`, CLIP4Clip's duplicated entries (+1)."""
+    """1-based rank of each row query's relevant column; for `legacy`, CLIP4Clip's ranks (`legacy_ranks`)."""
     counts = rank_counts(scores, relevant)
-    return counts.legacy_entries() + 1.0 if ties == "legacy" else counts.rank(ties)
+    return counts.legacy_ranks() if ties == "legacy" else counts.rank(ties)
 
 
 def _check_every_video_has_text(text_to_video: np.ndarray, n_videos: int) -> None:

@@ -138,7 +138,9 @@ def make_record(
 
 
 def _rank_arrays(ranks: dict[str, QueryRanks]) -> dict[str, np.ndarray]:
-    return {f"{d}_{f}": getattr(ranks[d], f) for d in DIRECTIONS for f in RANK_FIELDS}
+    arrays = {f"{d}_{f}": getattr(ranks[d], f) for d in DIRECTIONS for f in RANK_FIELDS}
+    arrays.update({f"{d}_tied_before": ranks[d].tied_before for d in DIRECTIONS if ranks[d].tied_before is not None})
+    return arrays
 
 
 def write_run(record: RunRecord, out_dir: str | Path, scores: np.ndarray | None = None) -> Path:
@@ -220,7 +222,9 @@ def load_run(path: str | Path) -> RunRecord:
         raise RunRecordError(f"{ranks_path}: sha256 {digest[:12]}... does not match run.json's `ranks_sha256`.")
     try:
         with np.load(ranks_path, allow_pickle=False) as data:
-            ranks = {d: QueryRanks(*(data[f"{d}_{f}"] for f in RANK_FIELDS)) for d in DIRECTIONS}
+            ranks = {d: QueryRanks(*(data[f"{d}_{f}"] for f in RANK_FIELDS),
+                                   tied_before=data[f"{d}_tied_before"] if f"{d}_tied_before" in data.files else None)
+                     for d in DIRECTIONS}
     except (KeyError, ValueError, OSError) as err:
         raise RunRecordError(f"{ranks_path}: unreadable or incomplete per-query ranks ({err}).") from err
     validate(doc, ranks, where=str(run_dir))

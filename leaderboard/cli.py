@@ -72,7 +72,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 def _stats_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resamples", type=positive_int, default=StatsSettings.n_resamples,
-                        help="bootstrap / randomization resamples (>= 1)")
+                        help="bootstrap size of intervals and least B of Monte Carlo tests (>= 1; raised "
+                             "automatically for large families)")
     parser.add_argument("--stats-seed", type=_seed, default=StatsSettings.seed, help="seed of every resampling")
     parser.add_argument("--alpha", type=_alpha, default=StatsSettings.alpha,
                         help="family-wise error rate (Holm), between 0 and 1")
@@ -109,6 +110,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("names", nargs="+", help="entry or group names (two or more)")
     p.add_argument("--benchmark", required=True)
     p.add_argument("--format", choices=("md", "json"), default="md")
+    p.add_argument("--json", dest="format", action="store_const", const="json", help="same as --format json")
     _common(p)
     _stats_options(p)
     p = sub.add_parser("render", help="write md, tex, csv and html of every board into a folder")

@@ -56,12 +56,22 @@ def csv_cell(value: object) -> object:
     return value if value is None or isinstance(value, bool) or _finite(value) is not None else None
 
 
+def is_tested(row: dict[str, Any]) -> bool:
+    """Rows that carry marks and tiers: measured on the current split version (not reported, not stale)."""
+    return row["kind"] != "reported" and not row.get("stale")
+
+
+def kind_label(row: dict[str, Any]) -> str:
+    """The Kind cell: the entry's kind, flagged when it was evaluated on an older split version."""
+    return f"{row['kind']} (stale)" if row.get("stale") else row["kind"]
+
+
 def best_values(board: dict[str, Any]) -> dict[tuple[str, str], float]:
     """Best measured value of each (direction, metric) column, direction-aware."""
     best = {}
     for d in DIRECTIONS:
         for m in METRIC_NAMES:
-            scores = {str(i): r[d][m] for i, r in enumerate(board["rows"]) if r["kind"] != "reported"
+            scores = {str(i): r[d][m] for i, r in enumerate(board["rows"]) if is_tested(r)
                       and r[d] and r[d].get(m) is not None}
             if scores:
                 best[(d, m)] = scores[best_first(m, scores)[0]]
@@ -70,7 +80,7 @@ def best_values(board: dict[str, Any]) -> dict[tuple[str, str], float]:
 
 def _mark(row: dict[str, Any], d: str, m: str, best: dict) -> tuple[bool, bool]:
     """(is best, statistically tied with the best) for one cell of a measured row."""
-    if row["kind"] == "reported" or (d, m) not in best or row[d].get(m) is None:
+    if not is_tested(row) or (d, m) not in best or row[d].get(m) is None:
         return False, False
     is_best = math.isclose(row[d][m], best[(d, m)], rel_tol=0, abs_tol=1e-12)
     return is_best, (not is_best and row["tiers"][d][m] == 1)
@@ -133,7 +143,9 @@ def caption(board: dict[str, Any], escape: Callable[[str], str] = str) -> str:
         f"Measured rows: value [{s['ci']}, B = {s['n_resamples']}, seed {s['seed']}]; best in bold; "
         f"{DAGGER} = not significantly different from the best ({s['test']}, {s['correction'].capitalize()}-corrected, "
         f"alpha = {s['alpha']}); tier 1 = the best and every row tied with it. Ties in ranks: {s['ties']}. "
-        "Reported rows are copied from papers and never tested."
+        f"MdR: {s['mdr']}. Reported rows are copied from papers and never tested."
+        + (" Rows marked stale were evaluated on an older version of the split: shown apart, never tested."
+           if board.get("n_stale") else "")
     )
 
 
@@ -142,7 +154,8 @@ def to_markdown(board: dict[str, Any]) -> str:
     best = best_values(board)
     headers = ["Method", "Kind", *(_header(d, m) for d in DIRECTIONS for m in METRIC_NAMES), "Tier", "Cite"]
     body = [
-        [markdown_escape(r["name"]), r["kind"], *(_cell_text(r, d, m, best) for d in DIRECTIONS for m in METRIC_NAMES),
+        [markdown_escape(r["name"]), kind_label(r),
+         *(_cell_text(r, d, m, best) for d in DIRECTIONS for m in METRIC_NAMES),
          r["tier"] if r["tier"] is not None else "–", markdown_escape(r.get("cite") or "–")]
         for r in board["rows"]
     ]
@@ -180,7 +193,7 @@ def to_latex(board: dict[str, Any], *, with_cite: bool = True) -> str:
             name += rf"~\cite{{{r['cite']}}}"
         cells = [_cell_text(r, d, m, best, LATEX_CELL) for d in DIRECTIONS for m in METRIC_NAMES]
         tier = "--" if r["tier"] is None else str(r["tier"])
-        lines.append(" & ".join([name, latex_escape(r["kind"]), *cells, tier]) + r" \\")
+        lines.append(" & ".join([name, latex_escape(kind_label(r)), *cells, tier]) + r" \\")
     dagger = r"$^\dagger$"
     label = re.sub(r"[^A-Za-z0-9:-]", "-", f"tab:tvbench-{board['benchmark']}-{board['track']}")
     lines += [
@@ -202,7 +215,7 @@ def to_csv(board: dict[str, Any]) -> str:
     writer.writeheader()
     for r in board["rows"]:
         line = {"benchmark": board["benchmark"], "split": board["split"], "track": r["track"], "name": r["name"],
-                "kind": r["kind"], "cite": r.get("cite"), "tier": r["tier"], "n_seeds": r.get("n_seeds"),
+                "kind": kind_label(r), "cite": r.get("cite"), "tier": r["tier"], "n_seeds": r.get("n_seeds"),
                 "head_gflops": r.get("head_gflops")}
         for d in DIRECTIONS:
             for m in METRIC_NAMES:
@@ -218,26 +231,36 @@ def to_json(board: dict[str, Any]) -> str:
     return json.dumps(board["rows"], indent=2, ensure_ascii=False) + "\n"
 
 
+def _p_text(c: dict[str, Any], key: str) -> str:
+    """A p-value cell; `≤` when a Monte Carlo test sat at its floor 2/(B+1) (limited by B: the true p is smaller)."""
+    return f"≤{c[key]:.2g}" if c["limited_by_resamples"] else f"{c[key]:.2g}"
+
+
 def comparison_markdown(report: dict[str, Any]) -> str:
-    """Pairwise comparison report: differences with paired intervals, p-values before and after Holm."""
+    """Pairwise comparison report: differences with paired intervals, the test of each row, p before and after Holm."""
     s = report["settings"]
-    headers = ["A", "B", "dir", "metric", "A", "B", "A−B [95% CI]", "p", "p (Holm)", "McNemar p (Holm)", "better"]
+    headers = ["A", "B", "dir", "metric", "A", "B", "A−B [95% CI]", "test", "p", "p (Holm)", "better"]
     body = []
     for c in report["comparisons"]:
         low, high = c["diff_ci"]
-        mc = "–" if c["p_mcnemar_holm"] is None else f"{c['p_mcnemar_holm']:.4f}"
         sig = markdown_escape(c["better"]) if c["significant"] else "n.s."
         arrow = "↑" if c["higher_is_better"] else "↓"
+        test = c["test"] + ("" if c["exact"] else f", B = {c['n_resamples']}")
         a, b = markdown_escape(c["a"]), markdown_escape(c["b"])
         body.append([a, b, c["direction"], f"{c['metric']} {arrow}", _fmt(c["value_a"]), _fmt(c["value_b"]),
-                     f"{c['diff']:+.2f} [{low:+.2f}, {high:+.2f}]", f"{c['p']:.4f}", f"{c['p_holm']:.4f}", mc, sig])
-    n = report["n_queries"]
+                     f"{c['diff']:+.2f} [{low:+.2f}, {high:+.2f}]", test, _p_text(c, "p"), _p_text(c, "p_holm"),
+                     sig])
+    n, units = report["n_queries"], report["units"]
+    limited = sum(c["limited_by_resamples"] for c in report["comparisons"])
     note = (
         f"{markdown_escape(report['benchmark'])} ({markdown_escape(report['split'])}), {report['track']} track, "
-        f"{n['t2v']} text / {n['v2t']} video queries. Test: {s['test']} (B = {s['n_resamples']}, seed {s['seed']}); "
-        f"{s['binary_test']}; "
-        f"{s['correction'].capitalize()} correction over all {len(body)} comparisons of this report; alpha = "
-        f"{s['alpha']}. Intervals: paired percentile bootstrap. `better` names the significantly better system "
+        f"{n['t2v']} text / {n['v2t']} video queries; sampling units: t2v {units['t2v']}, v2t {units['v2t']}. "
+        f"Tests: {s['test']}; seed {s['seed']}. {s['correction'].capitalize()} correction over all "
+        f"{report['family_size']} comparisons of this report; alpha = {s['alpha']}; Monte Carlo B = "
+        f"{report['n_resamples_tests']} (raised so that {report['family_size']} x 2/(B+1) <= alpha/{s['margin']:g}). "
+        + (f"{limited} row(s) marked ≤ were limited by B: no resample was as extreme, the true p is smaller. "
+           if limited else "")
+        + f"Intervals: paired percentile bootstrap. MdR: {s['mdr']}. `better` names the significantly better system "
         "(direction-aware: lower MdR/MnR is better), n.s. otherwise."
     )
     return tabulate(body, headers=headers, tablefmt="github", disable_numparse=True) + f"\n\n{note}\n"
@@ -313,11 +336,13 @@ def _html_table(board: dict[str, Any]) -> str:
     heads += ['<th data-key="tier" data-higher="0">Tier</th>', '<th data-key="cite">Cite</th>']
     body = []
     for r in board["rows"]:
-        cells = [f'<td class="name">{html.escape(r["name"])}</td>', f'<td class="kind">{html.escape(r["kind"])}</td>']
+        cells = [f'<td class="name">{html.escape(r["name"])}</td>',
+                 f'<td class="kind">{html.escape(kind_label(r))}</td>']
         cells += [_html_cell(r, d, m, best) for d in DIRECTIONS for m in METRIC_NAMES]
         tier = "" if r["tier"] is None else str(r["tier"])
         cells += [f'<td data-value="{tier}">{tier or "–"}</td>', f'<td>{html.escape(r.get("cite") or "–")}</td>']
-        body.append(f'<tr class="{html.escape(r["kind"])}" data-name="{html.escape(r["name"])}">{"".join(cells)}</tr>')
+        css = html.escape(r["kind"]) + (" stale" if r.get("stale") else "")
+        body.append(f'<tr class="{css}" data-name="{html.escape(r["name"])}">{"".join(cells)}</tr>')
     return (
         f'<table class="board" data-benchmark="{html.escape(board["benchmark"])}" data-track="{board["track"]}" '
         f'data-default-sort="t2v-R@1"><thead><tr>{"".join(heads)}</tr></thead>'

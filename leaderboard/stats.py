@@ -1,48 +1,76 @@
 """Statistics on per-query values: bootstrap intervals, paired tests, Holm correction, seed groups and tiers.
 
-Functional core on numpy arrays of per-query values (one value per query, in split order). Every metric's direction
-comes from `benchmark.metrics.METRICS` (R@K: higher is better; MdR, MnR: lower is better). Every random procedure
-takes a seed and builds its own `numpy.random.Generator`, so the same inputs give the same numbers every time.
+Functional core on numpy arrays of per-query values in split order: one row per query (1-D) or one row per seed
+(2-D, [seeds, queries]). Every metric's direction comes from `benchmark.metrics.METRICS` (R@K: higher is better;
+MdR, MnR: lower is better). Each metric is one quantity everywhere (value, interval, test): the mean over queries
+(R@K in percent, MnR) or the median over queries (MdR) of the per-query values, averaged over seeds for a group.
+Resampling and sign-flipping act on sampling units (`clusters`): a video with all its captions when several texts
+share a video (multi-caption text-to-video), otherwise a single query. Every random procedure takes a seed, so the
+same inputs give the same numbers every time; the engines live in `leaderboard.resampling`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import combinations
+from typing import Any
 
 import numpy as np
 from scipy import stats as sps
 
 from benchmark.metrics import METRICS, QueryRanks, per_query
+from leaderboard.resampling import PValue, bootstrap_pvalue, bootstrap_statistics, signflip_pvalues, unit_labels
 
 DIRECTIONS = ("t2v", "v2t")
 METRIC_NAMES = ("R@1", "R@5", "R@10", "MdR", "MnR")
-# Budget of resampled values held in memory at once (resamples x queries).
-_BATCH_ELEMENTS = 4_000_000
 
-Values = Mapping[str, np.ndarray]  # metric name -> per-query values
+Values = Mapping[str, np.ndarray]  # metric name -> per-query values ([queries] or [seeds, queries])
+Clusters = np.ndarray | Sequence[int] | None  # sampling unit of each query; None: every query is its own unit
+
+def required_resamples(n_tests: int, alpha: float, margin: float = 10.0) -> int:
+    """Smallest B for which a Monte Carlo p at its floor 2/(B+1), times the family size, is `margin` x below alpha.
+
+    Holm multiplies the smallest p of a family of m tests by m, so with m * 2/(B+1) >= alpha no Monte Carlo test of
+    the family could ever be significant.
+    """
+    return max(1, math.ceil(2 * max(n_tests, 1) * margin / alpha) - 1)
 
 
 @dataclass(frozen=True)
 class StatsSettings:
-    """Knobs of every test and interval in one report (all recorded in the report so it names its method)."""
+    """Knobs of every test and interval in one report (all recorded in the report so it names its method).
+
+    `n_resamples` is the bootstrap size of intervals and the least B of every test; a family of m tests raises its
+    B to `required_resamples(m, alpha, margin)` so that its smallest attainable p stays well below alpha.
+    """
 
     n_resamples: int = 9999
     seed: int = 0
     alpha: float = 0.05
     confidence: float = 0.95
     ties: str = "random"
+    margin: float = 10.0
+
+    def resamples_for(self, n_tests: int) -> int:
+        """B of a family of `n_tests` tests: `n_resamples`, raised until n_tests * 2/(B+1) <= alpha / margin."""
+        return max(self.n_resamples, required_resamples(n_tests, self.alpha, self.margin))
 
     def describe(self) -> dict:
         """JSON-able description for a report's caption and header."""
         return {
-            "ci": f"{self.confidence:.0%} percentile bootstrap over queries (paired across metrics)",
-            "test": "paired randomization test (per-query swap / sign-flip), two-sided",
-            "binary_test": "exact McNemar (binomial test on discordant queries) where per-query outcomes are binary",
+            "ci": f"{self.confidence:.0%} percentile bootstrap over sampling units (a query; a video with all its "
+                  "captions where several texts share a video), paired across metrics",
+            "test": "paired sign-flip test on per-unit differences for R@K and MnR (exact McNemar for binary "
+                    "single-caption outcomes; exact when few units differ or differences are on a small lattice; "
+                    "Monte Carlo otherwise) and paired bootstrap test of the MdR difference, two-sided",
+            "mdr": "median over queries of each query's rank (ties at their expected rank under random "
+                   "tie-breaking, so not an expected median); a group's value is the mean of its seeds' medians",
             "correction": "holm",
             "alpha": self.alpha,
             "n_resamples": self.n_resamples,
+            "margin": self.margin,
             "seed": self.seed,
             "ties": self.ties,
         }
@@ -61,9 +89,17 @@ def statistic(metric: str) -> Callable[..., np.ndarray]:
     return np.median if metric == "MdR" else np.mean
 
 
+def _as_seeds(values: np.ndarray) -> np.ndarray:
+    """Per-query values as [seeds, queries] float64."""
+    x = np.asarray(values, dtype=np.float64)
+    if x.ndim not in (1, 2) or x.shape[-1] == 0:
+        raise ValueError(f"Per-query values must be [queries] or [seeds, queries] and non-empty; got {x.shape}.")
+    return x.reshape(-1, x.shape[-1])
+
+
 def metric_value(metric: str, values: np.ndarray) -> float:
-    """The metric of one system from its per-query values."""
-    return float(statistic(metric)(np.asarray(values, dtype=np.float64)))
+    """The metric of one system: its aggregate over queries, averaged over seeds for [seeds, queries] values."""
+    return float(np.mean(statistic(metric)(_as_seeds(values), axis=-1)))
 
 
 def higher_is_better(metric: str) -> bool:
@@ -82,16 +118,14 @@ def best_first(metric: str, scores: Mapping[str, float]) -> list[str]:
     return sorted(scores, key=lambda name: (sign * scores[name], name))
 
 
-def _batch(n: int) -> int:
-    return max(1, _BATCH_ELEMENTS // max(n, 1))
-
-
-def _bootstrap_indices(n: int, n_resamples: int, seed: int) -> Iterator[np.ndarray]:
-    """Batches of resampled query indices; the stream equals scipy.stats.bootstrap's for the same seed."""
-    rng = np.random.default_rng(seed)
-    step = _batch(n)
-    for k in range(0, n_resamples, step):
-        yield rng.integers(0, n, (min(step, n_resamples - k), n))
+def _distributions(
+    columns: Mapping[Any, tuple[np.ndarray, str]], labels: np.ndarray, n_resamples: int, seed: int
+) -> dict[Any, np.ndarray]:
+    """Bootstrap distribution of each (values, metric) column; all columns share the resamples (paired)."""
+    keys = list(columns)
+    stats = bootstrap_statistics([(_as_seeds(columns[k][0]), columns[k][1] == "MdR") for k in keys], labels,
+                                 n_resamples, seed)
+    return dict(zip(keys, stats))
 
 
 def _percentile_interval(distribution: np.ndarray, confidence: float) -> tuple[float, float]:
@@ -100,83 +134,48 @@ def _percentile_interval(distribution: np.ndarray, confidence: float) -> tuple[f
     return float(low), float(high)
 
 
-def bootstrap_intervals(
-    values: Values, *, n_resamples: int = 9999, seed: int = 0, confidence: float = 0.95
-) -> dict[str, tuple[float, float]]:
-    """Percentile bootstrap interval of each metric over queries (Efron & Tibshirani 1993, ch. 13).
+def bootstrap_distribution(
+    values: np.ndarray, metric: str, *, clusters: Clusters = None, n_resamples: int = 9999, seed: int = 0
+) -> np.ndarray:
+    """`metric` of one system on each of `n_resamples` cluster-bootstrap resamples (Efron & Tibshirani 1993, ch. 6).
 
-    Resamples queries with replacement; every metric of the mapping sees the same resampled queries (paired across
-    metrics). Same seed, same indices as `scipy.stats.bootstrap(..., method="percentile")`.
+    Units (`clusters`) are drawn with replacement and keep all their queries. The resamples depend only on the
+    units, query count, B and seed, so two systems' distributions with the same seed are paired and may be
+    subtracted. Without clusters and within one batch, the indices equal `scipy.stats.bootstrap`'s for the seed.
     """
-    arrays = {m: np.asarray(v, dtype=np.float64) for m, v in values.items()}
-    n = _common_length(arrays.values())
-    dist: dict[str, list[np.ndarray]] = {m: [] for m in arrays}
-    for idx in _bootstrap_indices(n, n_resamples, seed):
-        for m, x in arrays.items():
-            dist[m].append(statistic(m)(x[idx], axis=-1))
-    return {m: _percentile_interval(np.concatenate(d), confidence) for m, d in dist.items()}
+    n = _as_seeds(values).shape[1]
+    return _distributions({0: (values, metric)}, unit_labels(clusters, n), n_resamples, seed)[0]
+
+
+def bootstrap_intervals(
+    values: Values, *, clusters: Clusters = None, n_resamples: int = 9999, seed: int = 0, confidence: float = 0.95
+) -> dict[str, tuple[float, float]]:
+    """Percentile bootstrap interval of each metric (Efron & Tibshirani 1993, ch. 13), over sampling units.
+
+    Every metric of the mapping sees the same resamples (paired across metrics).
+    """
+    n = _common_length(_as_seeds(v) for v in values.values())
+    dist = _distributions({m: (v, m) for m, v in values.items()}, unit_labels(clusters, n), n_resamples, seed)
+    return {m: _percentile_interval(d, confidence) for m, d in dist.items()}
 
 
 def bootstrap_ci(
-    values: np.ndarray, metric: str, *, n_resamples: int = 9999, seed: int = 0, confidence: float = 0.95
+    values: np.ndarray, metric: str, *, clusters: Clusters = None, n_resamples: int = 9999, seed: int = 0,
+    confidence: float = 0.95,
 ) -> tuple[float, float]:
-    """Percentile bootstrap interval of one metric over queries (see `bootstrap_intervals`)."""
-    return bootstrap_intervals({metric: values}, n_resamples=n_resamples, seed=seed, confidence=confidence)[metric]
+    """Percentile bootstrap interval of one metric (see `bootstrap_intervals`)."""
+    return bootstrap_intervals({metric: values}, clusters=clusters, n_resamples=n_resamples, seed=seed,
+                               confidence=confidence)[metric]
 
 
 def paired_difference_ci(
-    a: np.ndarray, b: np.ndarray, metric: str, *, n_resamples: int = 9999, seed: int = 0, confidence: float = 0.95
+    a: np.ndarray, b: np.ndarray, metric: str, *, clusters: Clusters = None, n_resamples: int = 9999, seed: int = 0,
+    confidence: float = 0.95,
 ) -> tuple[float, float]:
-    """Paired percentile bootstrap interval of metric(a) - metric(b): the same resampled queries for both systems."""
+    """Paired percentile bootstrap interval of metric(a) - metric(b): the same resampled units for both systems."""
     x, y = _pair(a, b)
-    stat = statistic(metric)
-    dist = [stat(x[idx], axis=-1) - stat(y[idx], axis=-1) for idx in _bootstrap_indices(len(x), n_resamples, seed)]
-    return _percentile_interval(np.concatenate(dist), confidence)
-
-
-def _swap_null(x: np.ndarray, y: np.ndarray, metric: str, n_resamples: int, seed: int) -> tuple[np.ndarray, bool]:
-    """Null distribution of metric(x) - metric(y) under per-query swaps, and whether it enumerates all 2**n swaps."""
-    n = len(x)
-    exact = n <= 20 and n_resamples >= 2**n
-    if exact:
-        masks = [((np.arange(2**n)[:, None] >> np.arange(n)) & 1).astype(bool)]
-    else:
-        rng = np.random.default_rng(seed)
-        step = _batch(n)
-        masks = (rng.random((min(step, n_resamples - k), n)) < 0.5 for k in range(0, n_resamples, step))
-    stat = statistic(metric)
-    d = x - y
-    null = []
-    for swap in masks:
-        if stat is np.mean:  # swapping a pair flips the sign of its difference
-            null.append(np.where(swap, -d, d).mean(axis=-1))
-        else:
-            null.append(stat(np.where(swap, y, x), axis=-1) - stat(np.where(swap, x, y), axis=-1))
-    return np.concatenate(null), exact
-
-
-def paired_randomization_test(
-    a: np.ndarray, b: np.ndarray, metric: str, *, n_resamples: int = 9999, seed: int = 0
-) -> float:
-    """Two-sided paired randomization test of metric(a) - metric(b) (Fisher 1935; Smucker et al., CIKM 2007).
-
-    H0: for every query, the two systems' values are exchangeable (which system produced which value is arbitrary),
-    so the statistic -- the difference of means for R@K and MnR, of medians for MdR -- is symmetric around 0.
-    Each resample swaps the two values of every query with probability 1/2 (for means: a sign flip of the per-query
-    difference), as `scipy.stats.permutation_test(permutation_type="samples")` does. Each tail's p is
-    (count + 1) / (n_resamples + 1) (never 0); two-sided p = min(1, 2 * smaller tail). When n_resamples covers
-    all 2**n swaps the null is enumerated and the test is exact (no +1).
-    """
-    x, y = _pair(a, b)
-    stat = statistic(metric)
-    observed = float(np.mean(x - y)) if stat is np.mean else float(stat(x) - stat(y))
-    null, exact = _swap_null(x, y, metric, n_resamples, seed)
-    adjust = 0 if exact else 1
-    # values within this tolerance of the observed one are the same number up to rounding (percent / rank scale)
-    gamma = 100 * np.finfo(np.float64).eps * max(abs(observed), 1.0)
-    less = (np.count_nonzero(null <= observed + gamma) + adjust) / (len(null) + adjust)
-    greater = (np.count_nonzero(null >= observed - gamma) + adjust) / (len(null) + adjust)
-    return float(min(1.0, 2.0 * min(less, greater)))
+    dist = _distributions({"a": (x, metric), "b": (y, metric)}, unit_labels(clusters, x.shape[1]), n_resamples, seed)
+    return _percentile_interval(dist["a"] - dist["b"], confidence)
 
 
 def is_binary(values: np.ndarray) -> bool:
@@ -190,16 +189,102 @@ def mcnemar_exact(a: np.ndarray, b: np.ndarray) -> float | None:
 
     H0: a query that one system gets right and the other wrong is equally likely to favour either system
     (discordant counts ~ Binomial(b + c, 1/2)). Returns None when the outcomes are not binary (ties give
-    fractional expected hits), 1.0 when there is no discordant query.
+    fractional expected hits), 1.0 when there is no discordant query. Queries must be independent units.
     """
     x, y = _pair(a, b)
-    if not (is_binary(x) and is_binary(y)):
+    if x.shape[0] != 1 or y.shape[0] != 1 or not (is_binary(x) and is_binary(y)):
         return None
     only_a = int(np.sum((x == 100) & (y == 0)))
     only_b = int(np.sum((x == 0) & (y == 100)))
     if only_a + only_b == 0:
         return 1.0
     return float(sps.binomtest(only_a, only_a + only_b, 0.5, alternative="two-sided").pvalue)
+
+
+def _unit_sums(differences: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """[units, tests] sums of each row of `differences` [tests, queries] over the queries of every unit."""
+    n_units = int(labels.max()) + 1
+    return np.stack([np.bincount(labels, weights=row, minlength=n_units) for row in differences], axis=1)
+
+
+def signflip_tests(
+    differences: np.ndarray, *, clusters: Clusters = None, n_resamples: int = 9999, seed: int = 0
+) -> list[PValue]:
+    """Paired sign-flip test of each row of `differences` [tests, queries] (per-query a - b), over sampling units.
+
+    H0: within each unit (`clusters`; default every query) the two systems are exchangeable, so the unit's summed
+    difference is symmetric around 0; statistic: the mean difference. Whole caption groups are flipped together, so
+    correlated captions of one video count once. See `leaderboard.resampling.signflip_pvalues` for exact and Monte
+    Carlo cases; all rows share the sign patterns.
+    """
+    d = np.atleast_2d(np.asarray(differences, dtype=np.float64))
+    return signflip_pvalues(_unit_sums(d, unit_labels(clusters, d.shape[1])), n_resamples, seed)
+
+
+def signflip_test(
+    differences: np.ndarray, *, clusters: Clusters = None, n_resamples: int = 9999, seed: int = 0
+) -> PValue:
+    """Paired sign-flip test of one vector of per-query differences (see `signflip_tests`)."""
+    return signflip_tests(np.asarray(differences)[None, :], clusters=clusters, n_resamples=n_resamples, seed=seed)[0]
+
+
+def _tests(
+    values: Mapping[str, np.ndarray], pairs: Sequence[tuple[str, str]], metric: str, labels: np.ndarray,
+    n_resamples: int, seed: int, dists: Mapping[str, np.ndarray] | None = None,
+) -> list[PValue]:
+    """One two-sided test per pair of systems on `metric` (see `paired_test`); `dists` are the systems' bootstrap
+    distributions of `metric` (needed for MdR, computed when missing)."""
+    if metric == "MdR":
+        if dists is None:
+            names = sorted({n for pair in pairs for n in pair})
+            dists = _distributions({n: (values[n], metric) for n in names}, labels, n_resamples, seed)
+        return [bootstrap_pvalue(dists[a] - dists[b]) for a, b in pairs]
+    out: list[PValue | None] = [None] * len(pairs)
+    if len(labels) == int(labels.max()) + 1:  # one query per unit: binary outcomes get the exact McNemar test
+        for i, (a, b) in enumerate(pairs):
+            p = mcnemar_exact(values[a], values[b])
+            out[i] = None if p is None else PValue(p, "exact McNemar", True)
+    todo = [i for i, r in enumerate(out) if r is None]
+    if todo:
+        diffs = np.stack([_as_seeds(values[pairs[i][0]]).mean(0) - _as_seeds(values[pairs[i][1]]).mean(0)
+                          for i in todo])
+        for i, r in zip(todo, signflip_pvalues(_unit_sums(diffs, labels), n_resamples, seed)):
+            out[i] = r
+    return [r for r in out if r is not None]
+
+
+def bootstrap_test(
+    a: np.ndarray, b: np.ndarray, metric: str, *, clusters: Clusters = None, n_resamples: int = 9999, seed: int = 0
+) -> PValue:
+    """Two-sided paired bootstrap test of metric(a) - metric(b) = 0 (percentile-interval inversion).
+
+    Resamples units for both systems together; p is the smallest alpha whose paired percentile interval excludes 0
+    (`leaderboard.resampling.bootstrap_pvalue`). Used for MdR, whose value, interval and test are then all the
+    difference of the two medians.
+    """
+    x, y = _pair(a, b)
+    dist = _distributions({"a": (x, metric), "b": (y, metric)}, unit_labels(clusters, x.shape[1]), n_resamples, seed)
+    return bootstrap_pvalue(dist["a"] - dist["b"])
+
+
+def paired_test(
+    a: np.ndarray, b: np.ndarray, metric: str, *, clusters: Clusters = None, n_resamples: int = 9999, seed: int = 0
+) -> PValue:
+    """The two-sided paired test of metric(a) - metric(b) used in every report.
+
+    R@K and MnR (means): exact McNemar when every unit is one query and both outcomes are binary (one seed), else
+    the sign-flip test on per-unit differences of the seed-averaged values (`signflip_tests`). MdR (a median):
+    the paired bootstrap test of the difference of medians (`bootstrap_test`), never a swap test on medians.
+    """
+    x, y = _pair(a, b)
+    return _tests({"a": x, "b": y}, [("a", "b")], metric, unit_labels(clusters, x.shape[1]), n_resamples, seed)[0]
+
+
+def paired_randomization_test(
+    a: np.ndarray, b: np.ndarray, metric: str, *, clusters: Clusters = None, n_resamples: int = 9999, seed: int = 0
+) -> float:
+    """The p-value of `paired_test` (kept for callers that need only the number)."""
+    return paired_test(a, b, metric, clusters=clusters, n_resamples=n_resamples, seed=seed).p
 
 
 def holm(pvalues: Sequence[float]) -> np.ndarray:
@@ -219,34 +304,41 @@ def holm(pvalues: Sequence[float]) -> np.ndarray:
 
 
 def _common_length(arrays: Iterable[np.ndarray]) -> int:
-    lengths = {a.shape for a in arrays}
-    if len(lengths) != 1 or len(next(iter(lengths))) != 1:
-        raise ValueError(f"Per-query values must be 1-D arrays of one length; got shapes {sorted(lengths)}.")
-    return next(iter(lengths))[0]
+    lengths = {a.shape[-1] for a in arrays}
+    if len(lengths) != 1:
+        raise ValueError(f"Per-query values must all have one length; got lengths {sorted(lengths)}.")
+    return lengths.pop()
 
 
 def _pair(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    x, y = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    if x.shape != y.shape or x.ndim != 1:
+    x, y = _as_seeds(a), _as_seeds(b)
+    if x.shape[1] != y.shape[1]:
         raise ValueError(
-            f"Paired statistics need two 1-D per-query arrays of the same length; got {x.shape} and {y.shape}. "
-            "Compare entries of the same benchmark split only."
+            f"Paired statistics need per-query values of the same queries; got {x.shape[1]} and {y.shape[1]} "
+            "queries. Compare entries of the same benchmark split only."
         )
     return x, y
 
 
-def intervals(values: Values, settings: StatsSettings) -> dict[str, list[float]]:
-    """95% (settings.confidence) bootstrap interval of every metric of one entry and direction."""
-    ci = bootstrap_intervals({m: values[m] for m in METRIC_NAMES}, n_resamples=settings.n_resamples,
+def intervals(values: Values, settings: StatsSettings, clusters: Clusters = None) -> dict[str, list[float]]:
+    """settings.confidence bootstrap interval of every metric of one entry (or group) and direction."""
+    ci = bootstrap_intervals({m: values[m] for m in METRIC_NAMES}, clusters=clusters, n_resamples=settings.n_resamples,
                              seed=settings.seed, confidence=settings.confidence)
     return {m: list(ci[m]) for m in METRIC_NAMES}
 
 
 def average_over_seeds(per_seed: Sequence[Values]) -> dict[str, np.ndarray]:
-    """Per-query values averaged over the seeds of one group (the unit the group is tested on)."""
+    """Per-query values averaged over the seeds of one group (for means this is the group's value per query)."""
     if not per_seed:
         raise ValueError("A group needs at least one entry.")
     return {m: np.mean([np.asarray(v[m], dtype=np.float64) for v in per_seed], axis=0) for m in METRIC_NAMES}
+
+
+def stack_seeds(per_seed: Sequence[Values]) -> dict[str, np.ndarray]:
+    """Per-query values of a group's seeds as [seeds, queries] per metric (the input of every group statistic)."""
+    if not per_seed:
+        raise ValueError("A group needs at least one entry.")
+    return {m: np.stack([np.asarray(v[m], dtype=np.float64) for v in per_seed]) for m in METRIC_NAMES}
 
 
 def seed_spread(per_seed_metrics: Sequence[Mapping[str, float]]) -> tuple[dict[str, float], dict[str, float | None]]:
@@ -259,61 +351,82 @@ def seed_spread(per_seed_metrics: Sequence[Mapping[str, float]]) -> tuple[dict[s
     return mean, sd
 
 
+def _adjust(rows: list[dict], alpha: float) -> None:
+    """Holm-adjust the rows' p-values as one family and mark the significant ones."""
+    for row, adjusted in zip(rows, holm([r["p"] for r in rows])):
+        row["p_holm"] = float(adjusted)
+        row["significant"] = row["p_holm"] < alpha
+
+
 def compare_pairs(
-    systems: Mapping[str, Mapping[str, Values]], settings: StatsSettings
+    systems: Mapping[str, Mapping[str, Values]], settings: StatsSettings,
+    clusters: Mapping[str, Clusters] | None = None,
 ) -> list[dict]:
     """Every pairwise comparison (pair x direction x metric) of `systems` (name -> direction -> values).
 
-    Each row has both values, the difference a - b with its paired bootstrap interval, the randomization p-value
-    and the exact McNemar p-value (R@K with binary outcomes), each Holm-adjusted across all rows of the report,
-    the winner (direction-aware) and whether the Holm-adjusted randomization p is below alpha.
+    `clusters` maps a direction to its sampling units (None: every query). Each row has both values, the difference
+    a - b with its paired bootstrap interval, the p-value of `paired_test` with its method, B and whether B limited
+    it, the Holm-adjusted p over all rows of the report, the winner (direction-aware) and whether it is significant.
+    Tests use B = `settings.resamples_for(number of rows)`; intervals use `settings.n_resamples`, except MdR's, which
+    come from the same resamples as its bootstrap test.
     """
+    pairs = list(combinations(systems, 2))
+    plan = [(a, b, d) for a, b in pairs for d in DIRECTIONS if d in systems[a] and d in systems[b]]
+    n_resamples = settings.resamples_for(len(plan) * len(METRIC_NAMES))
     rows: list[dict] = []
-    for a, b in combinations(systems, 2):
-        for d in DIRECTIONS:
-            if d not in systems[a] or d not in systems[b]:
-                continue
-            for m in METRIC_NAMES:
-                x, y = systems[a][d][m], systems[b][d][m]
-                va, vb = metric_value(m, x), metric_value(m, y)
+    for d in DIRECTIONS:
+        dpairs = [(a, b) for a, b, e in plan if e == d]
+        names = list(dict.fromkeys(n for pair in dpairs for n in pair))
+        if not dpairs:
+            continue
+        n = _common_length(_as_seeds(systems[name][d][m]) for name in names for m in METRIC_NAMES)
+        labels = unit_labels((clusters or {}).get(d), n)
+        means = [m for m in METRIC_NAMES if m != "MdR"]
+        dists = _distributions({(name, m): (systems[name][d][m], m) for name in names for m in means},
+                               labels, settings.n_resamples, settings.seed)
+        dists |= _distributions({(name, "MdR"): (systems[name][d]["MdR"], "MdR") for name in names},
+                                labels, n_resamples, settings.seed)
+        for m in METRIC_NAMES:
+            values = {name: systems[name][d][m] for name in names}
+            tests = _tests(values, dpairs, m, labels, n_resamples, settings.seed,
+                           {name: dists[name, m] for name in names})
+            for (a, b), test in zip(dpairs, tests):
+                va, vb = metric_value(m, values[a]), metric_value(m, values[b])
                 rows.append({
-                    "a": a, "b": b, "direction": d, "metric": m,
-                    "higher_is_better": higher_is_better(m),
+                    "a": a, "b": b, "direction": d, "metric": m, "higher_is_better": higher_is_better(m),
                     "value_a": va, "value_b": vb, "diff": va - vb,
-                    "diff_ci": list(paired_difference_ci(x, y, m, n_resamples=settings.n_resamples,
-                                                         seed=settings.seed, confidence=settings.confidence)),
-                    "p": paired_randomization_test(x, y, m, n_resamples=settings.n_resamples, seed=settings.seed),
-                    "p_mcnemar": mcnemar_exact(x, y) if m.startswith("R@") else None,
+                    "diff_ci": list(_percentile_interval(dists[a, m] - dists[b, m], settings.confidence)),
+                    "n_units": int(labels.max()) + 1, "p": test.p, "test": test.method, "exact": test.exact,
+                    "n_resamples": test.n_resamples, "limited_by_resamples": test.at_floor,
+                    "better": a if is_better(m, va, vb) else b if is_better(m, vb, va) else None,
                 })
-    for key in ("p", "p_mcnemar"):
-        tested = [i for i, r in enumerate(rows) if r[key] is not None]
-        for i, q in zip(tested, holm([rows[i][key] for i in tested])):
-            rows[i][f"{key}_holm"] = float(q)
-        for r in rows:
-            r.setdefault(f"{key}_holm", None)
-    for r in rows:
-        r["significant"] = r["p_holm"] < settings.alpha
-        r["better"] = (r["a"] if is_better(r["metric"], r["value_a"], r["value_b"])
-                       else r["b"] if is_better(r["metric"], r["value_b"], r["value_a"]) else None)
+    rows.sort(key=lambda r: (pairs.index((r["a"], r["b"])), DIRECTIONS.index(r["direction"]),
+                             METRIC_NAMES.index(r["metric"])))
+    _adjust(rows, settings.alpha)
     return rows
 
 
-def significance_tiers(values: Mapping[str, np.ndarray], metric: str, settings: StatsSettings) -> dict[str, int]:
+def significance_tiers(
+    values: Mapping[str, np.ndarray], metric: str, settings: StatsSettings, clusters: Clusters = None
+) -> dict[str, int]:
     """Tier of each system on one metric: tier 1 = the best and every system not significantly different from it.
 
-    Round k takes the best remaining system (direction-aware), tests it against each other remaining system with the
-    paired randomization test, Holm-corrects the p-values of that round, and puts the best plus every system with
-    adjusted p >= alpha in tier k. H0 per test: the two systems' per-query values are exchangeable.
+    Round k takes the best remaining system (direction-aware), tests it against each other remaining system with
+    `paired_test` over the sampling units (`clusters`), Holm-corrects the p-values of that round, and puts the best
+    plus every system with adjusted p >= alpha in tier k. B is `settings.resamples_for(number of systems - 1)`.
     """
     scores = {name: metric_value(metric, v) for name, v in values.items()}
+    n_resamples = settings.resamples_for(len(values) - 1)
+    labels = unit_labels(clusters, _common_length(_as_seeds(v) for v in values.values()))
+    dists = (_distributions({n: (v, metric) for n, v in values.items()}, labels, n_resamples, settings.seed)
+             if metric == "MdR" and len(values) > 1 else None)
     remaining = best_first(metric, scores)
     tiers: dict[str, int] = {}
     tier = 1
     while remaining:
         best, others = remaining[0], remaining[1:]
-        p = [paired_randomization_test(values[best], values[o], metric, n_resamples=settings.n_resamples,
-                                       seed=settings.seed) for o in others]
-        tied = {o for o, q in zip(others, holm(p)) if q >= settings.alpha}
+        tests = _tests(values, [(best, o) for o in others], metric, labels, n_resamples, settings.seed, dists)
+        tied = {o for o, q in zip(others, holm([t.p for t in tests])) if q >= settings.alpha}
         for name in [best, *sorted(tied)]:
             tiers[name] = tier
         remaining = [o for o in others if o not in tied]

@@ -27,7 +27,7 @@ from leaderboard.bibtex import submitted_entry
 from leaderboard.names import check_path_name, normalize_name, skeleton
 from leaderboard.schema import SchemaError, check_entry, check_extra, check_url
 from leaderboard.splits import ManifestError, SplitManifest, load_manifest
-from leaderboard.store import Entry, StoreError, add_entry, slugify
+from leaderboard.store import Entry, StoreError, add_entry, slugify, track_of
 
 MATRIX_KEYS = ("scores", "sim")
 LEADERBOARD_TIES = "random"
@@ -329,6 +329,13 @@ def _admit(record: RunRecord, entry_id: str, maintainer: bool) -> Callable[[list
                     f"Duplicate: the per-query ranks are identical to those of entry `{entry.name}` ({entry.path}); "
                     "the same run cannot be submitted twice."
                 )
+        track = track_of(record.protocol["post_processing"])
+        other_track = next((e for e in members if e.track != track), None)
+        if other_track is not None:
+            raise SubmissionError(
+                f"Group `{meta['group']}` holds {other_track.track} runs (`{other_track.name}`); a {track} run "
+                "cannot join it. Use another --group for post-processed runs."
+            )
         key = meta["bibtex"] and submitted_entry(meta["bibtex"]).key
         for entry in existing:
             other = entry.meta.get("bibtex")

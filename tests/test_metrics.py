@@ -112,6 +112,65 @@ def test_legacy_constant_matrix_is_the_known_bug() -> None:
     assert out == pytest.approx(clip4clip_compute_metrics(np.zeros((n, n))))
 
 
+def clip4clip_multi_sentence(sim: np.ndarray, cut_off_points: list[int]) -> dict[str, dict[str, float]]:
+    """CLIP4Clip's multi-sentence evaluation (`eval_epoch`'s reshape, `tensor_text_to_video_metrics`,
+    `tensor_video_to_text_sim` + `compute_metrics`), written out literally. One change: both argsorts pass
+    stable=True, so tied videos keep column order; torch's default CPU sort is not stable for rows of 20 or more
+    items, so CLIP4Clip's own order among tied videos is arbitrary."""
+    cut_off_points2len_ = [itm + 1 for itm in cut_off_points]
+    max_length = max([e_ - s_ for s_, e_ in zip([0] + cut_off_points2len_[:-1], cut_off_points2len_)])
+    sim_matrix_new = []
+    for s_, e_ in zip([0] + cut_off_points2len_[:-1], cut_off_points2len_):
+        sim_matrix_new.append(np.concatenate((sim[s_:e_], np.full((max_length - e_ + s_, sim.shape[1]), -np.inf)),
+                                             axis=0))
+    sim_tensor = torch.tensor(np.stack(tuple(sim_matrix_new), axis=0))
+    stacked_sim_matrices = sim_tensor.permute(1, 0, 2)
+    first_argsort = torch.argsort(stacked_sim_matrices, dim=-1, descending=True, stable=True)
+    second_argsort = torch.argsort(first_argsort, dim=-1, descending=False, stable=True)
+    ranks = torch.flatten(torch.diagonal(second_argsort, dim1=1, dim2=2))
+    permuted_original_data = torch.flatten(torch.diagonal(sim_tensor, dim1=0, dim2=2))
+    mask = ~torch.logical_or(torch.isinf(permuted_original_data), torch.isnan(permuted_original_data))
+    valid_ranks = ranks[mask]
+    t2v = {f"R@{k}": float(torch.sum(valid_ranks < k) * 100 / len(valid_ranks)) for k in (1, 5, 10)}
+    t2v["MdR"] = float(torch.median(valid_ranks + 1))
+    t2v["MnR"] = float(np.mean(valid_ranks.numpy() + 1))
+    values, _ = torch.max(sim_tensor, dim=1, keepdim=True)
+    return {"t2v": t2v, "v2t": clip4clip_compute_metrics(torch.squeeze(values).T.numpy())}
+
+
+def test_legacy_multi_caption_matches_clip4clip_argsort_and_lower_median() -> None:
+    rng = np.random.default_rng(3)
+    lower_median_mattered = False
+    for trial in range(30):
+        n_videos = int(rng.integers(20, 30))  # >= 20 columns: where torch's unstable sort would scramble ties
+        captions = rng.integers(1, 5, n_videos)
+        captions[0] = 2  # at least one video with several captions
+        t2v = np.repeat(np.arange(n_videos), captions)
+        sim = rng.integers(0, 3 if trial % 2 else 50, (len(t2v), n_videos)).astype(np.float64)  # many or few ties
+        ours = evaluate_scores(sim, t2v, ties="legacy")
+        ref = clip4clip_multi_sentence(sim, list(np.cumsum(captions) - 1))
+        assert ours["t2v"] == pytest.approx(ref["t2v"], abs=1e-4)  # CLIP4Clip divides in float32
+        assert ours["v2t"] == pytest.approx(ref["v2t"], abs=1e-12)
+        legacy_ranks = ranks(sim, t2v, ties="legacy")
+        assert len(legacy_ranks) == len(t2v) and ours["t2v"]["MnR"] == pytest.approx(legacy_ranks.mean())
+        lower_median_mattered |= ours["t2v"]["MdR"] != float(np.median(legacy_ranks))
+    assert lower_median_mattered
+
+
+def test_legacy_multi_caption_run_record_round_trips(tmp_path) -> None:
+    from benchmark.data.split import Split, TextRecord, VideoRecord
+    from benchmark.runs import load_run, make_record, write_run
+
+    videos = [VideoRecord(f"v{i}", f"v{i}.mp4") for i in range(6)]
+    texts = [TextRecord(f"t{i}-{c}", "c", f"v{i}") for i in range(6) for c in range(3)]
+    sim = np.random.default_rng(0).integers(0, 3, (18, 6)).astype(np.float64)
+    result = evaluate_scores(sim, np.repeat(np.arange(6), 3), ties="legacy")
+    record = load_run(write_run(make_record(method="m", config={}, split=Split("toy", "test", videos, texts),
+                                            result=result), tmp_path / "run"))
+    assert record.metrics["t2v"] == pytest.approx(result["t2v"])
+    assert np.array_equal(record.ranks["t2v"].tied_before, result["ranks"]["t2v"].tied_before)
+
+
 def test_v2t_protocols_differ_on_many_captions() -> None:
     # 3 videos; video 0 has captions 0,1,2; video 1 has 3; video 2 has 4. Column = video, row = caption.
     scores = np.array(
