@@ -57,8 +57,8 @@ def _manifest(benchmark: str, root: str | Path | None) -> SplitManifest | None:
 
 def _by_version(entries: Sequence[Entry], manifest: SplitManifest | None) -> tuple[list[Entry], list[Entry]]:
     """Entries evaluated on the manifest's split version (same fingerprint) and the stale rest (all without one)."""
-    current = [e for e in entries if manifest is not None and e.record.fingerprint == manifest.fingerprint]
-    return current, [e for e in entries if e not in current]
+    is_current = [manifest is not None and e.record.fingerprint == manifest.fingerprint for e in entries]
+    return ([e for e, c in zip(entries, is_current) if c], [e for e, c in zip(entries, is_current) if not c])
 
 
 def unit_clusters(manifest: SplitManifest) -> dict[str, np.ndarray | None]:

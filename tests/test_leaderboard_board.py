@@ -157,7 +157,7 @@ def _entry(root: Path, tmp: Path, entry_id: str, scores: np.ndarray, **meta) -> 
     """Write an entry without the submit-time group checks (a store edited by hand or by an older version)."""
     np.save(tmp / f"{entry_id}.npy", scores)
     record = prepare(tmp / f"{entry_id}.npy", Submission(benchmark="toyvtt", name=entry_id, **meta), root)
-    add_entry(record, entry_id, lambda existing: None, root)
+    add_entry("toyvtt", entry_id, lambda existing: record, root)
 
 
 @pytest.mark.parametrize(("raw_id", "dsl_id"), [("a-raw", "b-dsl"), ("b-raw", "a-dsl")])
