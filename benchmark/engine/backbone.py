@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,8 @@ from pathlib import Path
 import open_clip
 import torch
 from torch import nn
+
+from benchmark.engine import weights_file
 
 BACKBONE_CONFIG_DIR = Path(__file__).parents[1] / "presets" / "backbones"
 open_clip.add_model_config(BACKBONE_CONFIG_DIR)
@@ -35,43 +36,49 @@ class BackboneSpec:
     text_padding_mask: bool = True
 
 
-def _is_torchscript(path: Path) -> bool:
-    if not zipfile.is_zipfile(path):
-        return False
-    with zipfile.ZipFile(path) as archive:
-        return any(n.endswith("constants.pkl") or "/code/" in n for n in archive.namelist())
+# Keys of a CLIP ViT state dict in OpenAI's layout (open_clip keeps it). A file in this layout that does not record its
+# activation is taken to be OpenAI's weights, the ones every real preset uses, which were trained with QuickGELU.
+_OPENAI_LAYOUT_KEYS = ("visual.transformer.resblocks.0.attn.in_proj_weight", "logit_scale")
 
 
 def read_state_dict(path: str | Path) -> tuple[dict[str, torch.Tensor], bool]:
-    """Tensors of a weights file (.safetensors, state-dict checkpoint, or OpenAI TorchScript archive) and whether
-    it is OpenAI's format. Plain checkpoints are read with ``weights_only=True``: nothing untrusted is unpickled."""
-    path = Path(path)
-    if not path.is_file():
-        raise BackboneWeightsError(f"CLIP weights file `{path}` does not exist. Pass the path of a downloaded file.")
+    """Tensors of a CLIP weights file (.safetensors, or a state dict saved by torch.save) and whether they need
+    QuickGELU (OpenAI's weights). Nothing stored in the file can run: safetensors holds only tensors, torch.save files
+    are read with ``weights_only=True``, and TorchScript archives (OpenAI's .pt) are refused with the conversion
+    command. QuickGELU: the activation a converted file records, else whether the keys are in OpenAI's layout."""
     try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            return load_file(str(path)), False
-        if _is_torchscript(path):
-            # TorchScript archives (OpenAI's .pt files) are read by the TorchScript loader, which runs no Python code.
-            return {k: v for k, v in torch.jit.load(str(path), map_location="cpu").state_dict().items()}, True
-        checkpoint = torch.load(str(path), map_location="cpu", weights_only=True)
-    except (RuntimeError, OSError, ValueError, zipfile.BadZipFile) as err:
-        raise BackboneWeightsError(f"Could not read CLIP weights `{path}`: {err}") from err
+        if weights_file.require_loadable(path) == weights_file.SAFETENSORS:
+            checkpoint, metadata = weights_file.read_safetensors(path)
+        else:
+            checkpoint, metadata = weights_file.read_torch_weights(path), {}
+    except weights_file.WeightsFileError as err:
+        raise BackboneWeightsError(f"CLIP weights: {err}") from err
     if isinstance(checkpoint, dict) and "state_dict" in checkpoint:
         checkpoint = checkpoint["state_dict"]
     if not isinstance(checkpoint, dict) or not checkpoint:
         raise BackboneWeightsError(f"`{path}` holds no state dict (found {type(checkpoint).__name__}).")
+    odd = next((k for k, v in checkpoint.items() if not (isinstance(k, str) and isinstance(v, torch.Tensor))), None)
+    if odd is not None:
+        raise BackboneWeightsError(f"`{path}` is not a state dict of tensors: entry {odd!r} is "
+                                   f"{type(checkpoint[odd]).__name__}.")  # fmt: skip
     state = {k.removeprefix("module."): v for k, v in checkpoint.items()}
-    return state, "visual.transformer.resblocks.0.attn.in_proj_weight" in state and "logit_scale" in state
+    activation = metadata.get(weights_file.ACTIVATION_KEY)
+    quick_gelu = activation == "quick_gelu" if activation else all(k in state for k in _OPENAI_LAYOUT_KEYS)
+    return state, quick_gelu
+
+
+def weights_download_hint(name: str) -> str:
+    """Where to get safetensors CLIP weights for backbone `name` (open_clip's copy of OpenAI's on the HF Hub)."""
+    repo = ((open_clip.get_pretrained_cfg(name, "openai") or {}).get("hf_hub") or "").strip("/")
+    if not repo:
+        return f"Use a local open_clip checkpoint of `{name}` (.safetensors or a torch.save state dict)."
+    return (f"Download `open_clip_model.safetensors` of OpenAI's weights from the Hugging Face Hub repository "
+            f"`{repo}` (README, 'CLIP weights').")  # fmt: skip
 
 
 def _missing_weights_message(name: str) -> str:
-    url = (open_clip.get_pretrained_cfg(name, "openai") or {}).get("url")
-    hint = f" Download OpenAI's {url}" if url else " Use a local open_clip checkpoint (.pt, .safetensors) of it"
     return (
-        f"Backbone `{name}` needs CLIP weights and none were given.{hint} and pass its path "
+        f"Backbone `{name}` needs CLIP weights and none were given. {weights_download_hint(name)} Pass its path "
         "(`--clip-weights FILE`, or the config field `clip_weights`). For SynthVTT run `tvbench pretrain` first."
     )
 
@@ -97,20 +104,26 @@ def create_clip(spec: BackboneSpec, allow_random: bool = False) -> open_clip.CLI
     if spec.name not in open_clip.list_models():
         raise KeyError(f"Unknown backbone `{spec.name}`; open_clip knows e.g. ViT-B-32, ViT-B-16, tvbench-tiny.")
     if spec.weights is not None:
-        state, openai_format = read_state_dict(spec.weights)
+        state, quick_gelu = read_state_dict(spec.weights)
         with _quiet_random_init():
-            model = open_clip.create_model(spec.name, pretrained=None, force_quick_gelu=openai_format)
+            model = open_clip.create_model(spec.name, pretrained=None, force_quick_gelu=quick_gelu)
         for key in ("input_resolution", "context_length", "vocab_size"):
             state.pop(key, None)
         try:
             model.load_state_dict(state, strict=True)
         except RuntimeError as err:
             raise BackboneWeightsError(
-                f"CLIP weights `{spec.weights}` do not fit backbone `{spec.name}`: {str(err).splitlines()[0]}. "
-                "Check that --backbone matches the file (ViT-B-32.pt for ViT-B-32, ViT-B-16.pt for ViT-B-16)."
+                f"CLIP weights `{spec.weights}` do not fit backbone `{spec.name}`: {' '.join(str(err).split())[:400]}. "
+                "Check that --backbone matches the file (e.g. ViT-B-32 weights for backbone ViT-B-32)."
             ) from err
         return model
     if spec.pretrained_tag is not None:
+        tags = open_clip.list_pretrained_tags_by_model(spec.name)
+        if spec.pretrained_tag not in tags:  # open_clip would also take a file path here; files go through clip_weights
+            raise BackboneWeightsError(
+                f"`{spec.pretrained_tag}` is not an open_clip pretrained tag of `{spec.name}` (tags: "
+                f"{', '.join(tags) or 'none'}). A weights file goes to `--clip-weights FILE` / `clip_weights`."
+            )
         if os.environ.get("HF_HUB_OFFLINE") == "1":
             raise BackboneWeightsError(
                 f"Pretrained tag `{spec.pretrained_tag}` needs a download but HF_HUB_OFFLINE=1. "

@@ -10,14 +10,18 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, load_model, save_file, save_model
+from safetensors import SafetensorError
+from safetensors.torch import load_model, save_file, save_model
 from torch import nn
 
+from benchmark.engine import weights_file
 from benchmark.io import atomic_dir, write_json
 
 MODEL_FILE = "model.safetensors"
 OPTIMIZER_FILE = "optimizer.safetensors"
 STATE_FILE = "state.json"
+# Keys every checkpoint state holds (what `prepare_model_run` rebuilds the model from).
+REQUIRED_STATE = ("model", "config", "preset", "train")
 
 
 class CheckpointError(RuntimeError):
@@ -84,23 +88,62 @@ def save_checkpoint(
     return directory
 
 
+def _checkpoint_file(directory: str | Path, name: str) -> Path:
+    """`directory/name`, after refusing a `directory` that is a file (a weights file passed as a checkpoint)."""
+    directory = Path(directory)
+    if directory.is_file():
+        try:
+            kind = weights_file.weights_format(directory)
+            what = (weights_file.torchscript_message(directory) if kind == weights_file.TORCHSCRIPT
+                    else f"`{directory}` is a {kind} weights file; CLIP weights go to --clip-weights.")  # fmt: skip
+        except weights_file.WeightsFileError as err:
+            what = str(err)
+        raise CheckpointError(f"A checkpoint is a folder written by `tvbench train` (RUN/checkpoints/best), not a "
+                              f"file. {what}")  # fmt: skip
+    return directory / name
+
+
 def read_state(directory: str | Path) -> dict[str, Any]:
-    """The JSON state of a checkpoint directory."""
-    path = Path(directory) / STATE_FILE
+    """The JSON state of a checkpoint directory (a dict naming at least the model, its config and the preset)."""
+    path = _checkpoint_file(directory, STATE_FILE)
     if not path.is_file():
         raise CheckpointError(
             f"`{directory}` is not a tvbench checkpoint (no {STATE_FILE}). Pass a directory written by "
             "`tvbench train`, e.g. RUN/checkpoints/best or RUN/checkpoints/last."
         )
-    return json.loads(path.read_text(encoding="utf-8"))
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise CheckpointError(f"`{path}` is not valid JSON ({err}); the checkpoint is damaged, re-run "
+                              "training.") from err  # fmt: skip
+    missing = [key for key in REQUIRED_STATE if not isinstance(state, dict) or key not in state]
+    if missing:
+        raise CheckpointError(f"`{path}` lacks {', '.join(missing)}; it was not written by `tvbench train` or is "
+                              "damaged.")  # fmt: skip
+    return state
+
+
+def _safetensors_file(directory: str | Path, name: str) -> Path:
+    """`directory/name` when it is a safetensors file; CheckpointError naming it otherwise."""
+    path = _checkpoint_file(directory, name)
+    try:
+        if weights_file.require_loadable(path) != weights_file.SAFETENSORS:
+            raise CheckpointError(f"`{path}` is not a .safetensors file; the checkpoint is damaged, re-run training.")
+    except weights_file.WeightsFileError as err:
+        raise CheckpointError(f"Checkpoint `{directory}`: {err}") from err
+    return path
 
 
 def load_weights(directory: str | Path, model: nn.Module) -> None:
     """Load `model.safetensors` of a checkpoint into `model` (strict: every tensor must fit)."""
-    path = Path(directory) / MODEL_FILE
-    if not path.is_file():
+    if not _checkpoint_file(directory, MODEL_FILE).is_file():
         raise CheckpointError(f"Checkpoint `{directory}` has no {MODEL_FILE}; it is incomplete, re-run training.")
-    missing, unexpected = load_model(model, str(path), strict=False, device=str(next(model.parameters()).device))
+    path = _safetensors_file(directory, MODEL_FILE)
+    try:
+        missing, unexpected = load_model(model, str(path), strict=False, device=str(next(model.parameters()).device))
+    except (SafetensorError, RuntimeError) as err:
+        raise CheckpointError(f"Checkpoint `{path}` is damaged or does not fit the model: "
+                              f"{str(err).splitlines()[0]}") from err  # fmt: skip
     if missing or unexpected:
         raise CheckpointError(
             f"Checkpoint `{path}` does not fit the model: missing {sorted(missing)[:5]}, unexpected "
@@ -111,10 +154,12 @@ def load_weights(directory: str | Path, model: nn.Module) -> None:
 def load_training_state(directory: str | Path, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
     """Restore the optimizer and the RNGs from a checkpoint; returns its JSON state."""
     state = read_state(directory)
-    path = Path(directory) / OPTIMIZER_FILE
-    if not path.is_file() or "optimizer" not in state:
+    if not (Path(directory) / OPTIMIZER_FILE).is_file() or "optimizer" not in state:
         raise CheckpointError(f"`{directory}` holds no optimizer state, so training cannot resume from it.")
-    tensors = load_file(str(path))
+    try:
+        tensors, _ = weights_file.read_safetensors(_safetensors_file(directory, OPTIMIZER_FILE))
+    except weights_file.WeightsFileError as err:
+        raise CheckpointError(f"Checkpoint `{directory}`: {err}") from err
     per_param: dict[int, dict[str, Any]] = {}
     for key, value in tensors.items():
         if key.startswith("optim."):

@@ -135,6 +135,12 @@ def pretrain(data_root: str | Path, config: PretrainConfig, progress: bool = Tru
     return backbone.clip.state_dict(), accuracy
 
 
+def cached_weights_path(data_root: str | Path, config: PretrainConfig, cache: str | Path = DEFAULT_CACHE) -> Path:
+    """Where the backbone pretrained on `data_root` with `config` is cached: `<cache>/<key>.safetensors`."""
+    images, captions = load_image_captions(data_root)
+    return Path(cache) / f"{cache_key(config, _data_digest(images, captions))}.safetensors"
+
+
 def ensure_pretrained(
     data_root: str | Path,
     config: PretrainConfig | None = None,
@@ -143,10 +149,8 @@ def ensure_pretrained(
 ) -> Path:
     """Path of the pretrained backbone for `data_root` and `config`, training and caching it first when missing."""
     config = config or PretrainConfig()
-    images, captions = load_image_captions(data_root)
-    key = cache_key(config, _data_digest(images, captions))
-    cache = Path(cache)
-    path = cache / f"{key}.safetensors"
+    path = cached_weights_path(data_root, config, cache)
+    key, cache = path.stem, path.parent
     cache.mkdir(parents=True, exist_ok=True)
     with FileLock(str(cache / f"{key}.lock")):
         if path.is_file():

@@ -10,7 +10,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -22,6 +22,9 @@ from benchmark.engine.checkpoint import load_weights, read_state
 from benchmark.engine.distributed import DistEnv, barrier, init_distributed
 from benchmark.presets import Preset, TrainConfig, load_preset, parse_sets, resolve
 from benchmark.registry import build_model
+
+if TYPE_CHECKING:
+    from benchmark.engine.pretrain import PretrainConfig
 
 
 class TrainError(RuntimeError):
@@ -110,10 +113,17 @@ class RunSetup:
         return {"data_root": str(self.data_root)}
 
 
-def _pretrained_weights(preset: Preset, data_root: Path, env: DistEnv) -> str:
-    from benchmark.engine.pretrain import PretrainConfig, ensure_pretrained
+def pretrain_config(preset: Preset) -> PretrainConfig:
+    """The settings of the backbone a preset with `"weights": "pretrain"` pretrains (and caches) on its data."""
+    from benchmark.engine.pretrain import PretrainConfig
 
-    config = PretrainConfig(backbone=preset.backbone["name"], **preset.backbone.get("pretrain", {}))
+    return PretrainConfig(backbone=preset.backbone["name"], **preset.backbone.get("pretrain", {}))
+
+
+def _pretrained_weights(preset: Preset, data_root: Path, env: DistEnv) -> str:
+    from benchmark.engine.pretrain import ensure_pretrained
+
+    config = pretrain_config(preset)
     if env.is_main:
         path = ensure_pretrained(data_root, config, progress=True)
     barrier(env)

@@ -128,13 +128,21 @@ def prepare_synthvtt(out: Path, quick: bool, preset: Preset) -> tuple[Path, str]
 def check_real_inputs(preset: Preset, data_root: Path | None, clip_weights: Path | None, probe: bool = True) -> dict:
     """Every input of a real preset, checked before any work: annotation files of each split, every video readable,
     the weights file. Raises InputError listing all problems; returns the loaded splits."""
+    from benchmark.engine.backbone import weights_download_hint
+    from benchmark.engine.weights_file import WeightsFileError, require_loadable
+
     problems = []
     if data_root is None or not Path(data_root).is_dir():
         problems.append(f"data root `{data_root}` does not exist: pass --data-root DIR with the {preset.benchmark} "
                         f"files (see README 'Pointing a loader at a real download').")  # fmt: skip
     if clip_weights is None or not Path(clip_weights).is_file():
-        url = f" ({preset.backbone['name']}.pt from OpenAI's CLIP release)" if preset.backbone.get("name") else ""
-        problems.append(f"CLIP weights file `{clip_weights}` does not exist: pass --clip-weights FILE{url}.")
+        problems.append(f"CLIP weights file `{clip_weights}` does not exist: pass --clip-weights FILE. "
+                        + weights_download_hint(preset.backbone.get("name", "ViT-B-32")))  # fmt: skip
+    else:
+        try:
+            require_loadable(clip_weights)  # format only (cheap); refuses TorchScript archives with the conversion
+        except WeightsFileError as err:
+            problems.append(str(err))
     splits: dict[str, Any] = {}
     if data_root is not None and Path(data_root).is_dir():
         roles = (preset.data.get("train"), preset.data.get("val"), preset.test_split)
@@ -308,7 +316,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=Path("results"), help="output folder (default: results/)")
     parser.add_argument("--models", nargs="+", help=f"subset of the grid (default: {' '.join(GRID)})")
     parser.add_argument("--data-root", type=Path, help="real presets: the benchmark's folder")
-    parser.add_argument("--clip-weights", type=Path, help="real presets: the CLIP weights file (e.g. ViT-B-32.pt)")
+    parser.add_argument("--clip-weights", type=Path, help="real presets: the CLIP weights file (.safetensors)")
     parser.add_argument("--nproc", type=int, help="real presets: processes (GPUs) per training under torchrun")
 
 
