@@ -1,10 +1,17 @@
-"""Atomic file output: write to a temporary sibling, then rename, so a crash never leaves a half-written file."""
+"""Atomic file output: write to a temporary sibling, then rename, so a crash never leaves a half-written file.
+
+Temporary siblings are named `.<name>.<host>-<pid>.<random>.tmp` (`.old` for a replaced folder), so a later write of
+the same path can tell the leftovers of a killed process (same host, pid no longer alive) from a live writer's and
+remove only those. Outputs get the modes the umask gives ordinary files and folders.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+import socket
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,9 +20,64 @@ from typing import Any
 
 import numpy as np
 
-# Temporaries are hidden siblings of their target: `.<name>.<random>.tmp` (being written) and `.<name>.<random>.old`
+# Temporaries are hidden siblings of their target: `.<name>.<host>-<pid>.<random>.tmp` (being written) and `...old`
 # (a replaced folder being removed); a process killed mid-write leaves them behind.
 TMP_SUFFIX, OLD_SUFFIX = ".tmp", ".old"
+
+
+def current_umask() -> int:
+    """The process umask, read from /proc where possible (setting it to read it back races other threads)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9]", "", socket.gethostname())[:32]
+
+
+def _temp_prefix(path: Path) -> str:
+    """`.<name>.<host>-<pid>.`: the start of this process's temporary siblings of `path`."""
+    return f".{path.name}.{_host()}-{os.getpid()}."
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's live process
+    return True
+
+
+def _in_use(name: str) -> bool:
+    """Whether the temporary `name` may belong to a live writer: unless it names a process of this host that is gone."""
+    match = re.fullmatch(r"\..+\.(?P<host>[A-Za-z0-9]*)-(?P<pid>\d+)\.[^.]+\.(tmp|old)", name)
+    return match is None or match["host"] != _host() or _pid_alive(int(match["pid"]))
+
+
+def remove_stale_temporaries(folder: str | Path, target: str | None = None, *, locked: bool = False) -> list[Path]:
+    """Remove the temporaries `atomic_path` / `atomic_dir` left in `folder` (only those of the entry named `target`
+    when given) because their process was killed: those naming a process of this host that is gone, or every one
+    when `locked` (the caller holds the lock every writer of `folder` takes, so none is in use). Returns them."""
+    folder = Path(folder)
+    start = f".{target}." if target is not None else "."
+    stale = [p for p in (folder.iterdir() if folder.is_dir() else ())
+             if p.name.startswith(start) and p.name.endswith((TMP_SUFFIX, OLD_SUFFIX))
+             and (locked or not _in_use(p.name))]  # fmt: skip
+    for path in stale:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    return stale
 
 
 @contextmanager
@@ -23,12 +85,12 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path next to `path`; on success it replaces `path` atomically, on error it is removed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=TMP_SUFFIX, dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
-        os.chmod(tmp_path, 0o644)  # mkstemp creates owner-only files; outputs are meant to be shared
+        os.chmod(tmp_path, 0o666 & ~current_umask())  # mkstemp creates owner-only files
         os.replace(tmp_path, path)
     finally:
         tmp_path.unlink(missing_ok=True)
@@ -71,14 +133,17 @@ def write_npz(path: str | Path, **arrays: np.ndarray) -> Path:
 
 @contextmanager
 def atomic_dir(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary directory next to `path`; on success it becomes `path` (replacing an old one)."""
+    """Yield a temporary directory next to `path`; on success it becomes `path` (replacing an old one). Leftovers of
+    killed earlier writes of `path` are removed first."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent))
+    remove_stale_temporaries(path.parent, path.name)
+    tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(path), suffix=TMP_SUFFIX, dir=path.parent))
     try:
+        os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp creates owner-only folders
         yield tmp
         if path.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=OLD_SUFFIX, dir=path.parent))
+            old = Path(tempfile.mkdtemp(prefix=_temp_prefix(path), suffix=OLD_SUFFIX, dir=path.parent))
             os.replace(path, old / "x")
             os.replace(tmp, path)
             shutil.rmtree(old, ignore_errors=True)
@@ -87,18 +152,3 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
-
-def remove_stale_temporaries(folder: str | Path) -> list[Path]:
-    """Remove the temporaries that `atomic_path` / `atomic_dir` left in `folder` when their process was killed.
-
-    Call it only while holding the lock that every writer of `folder` takes: then no temporary there is in use.
-    """
-    folder = Path(folder)
-    stale = [p for p in (folder.iterdir() if folder.is_dir() else ())
-             if p.name.startswith(".") and p.name.endswith((TMP_SUFFIX, OLD_SUFFIX))]
-    for path in stale:
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
-        else:
-            path.unlink(missing_ok=True)
-    return stale

@@ -159,5 +159,5 @@ def add_entry(
             raise StoreError(f"A `{record.benchmark}` run cannot be filed under `{benchmark}`.")
         if (folder / entry_id).exists():
             raise StoreError(f"Entry folder {folder / entry_id} already exists; choose another name.")
-        remove_stale_temporaries(folder)
+        remove_stale_temporaries(folder, locked=True)
         return write_run(record, folder / entry_id)

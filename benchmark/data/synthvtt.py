@@ -277,6 +277,7 @@ def generate(
 
     started = time.perf_counter()
     out_dir = Path(out_dir)
+    atomic.remove_stale_temporaries(out_dir.parent, out_dir.name)  # folders of a generation killed earlier
     scene_fields = {f.name for f in dataclasses.fields(SceneOptions)}
     synth_fields = {"fps", "crf"}
     unknown = sorted(set(knobs) - scene_fields - synth_fields)

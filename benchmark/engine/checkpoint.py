@@ -15,7 +15,7 @@ from safetensors.torch import load_model, save_file, save_model
 from torch import nn
 
 from benchmark.engine import weights_file
-from benchmark.io import atomic_dir, write_json
+from benchmark.io import atomic_dir, atomic_path, write_json
 
 MODEL_FILE = "model.safetensors"
 OPTIMIZER_FILE = "optimizer.safetensors"
@@ -77,12 +77,14 @@ def save_checkpoint(
     """Atomically write a checkpoint directory (replacing an old one). With `optimizer`, also its state and the RNGs."""
     directory = Path(directory)
     with atomic_dir(directory) as tmp:
-        save_model(model, str(tmp / MODEL_FILE))
+        with atomic_path(tmp / MODEL_FILE) as file:  # safetensors creates owner-only files; this honours the umask
+            save_model(model, str(file))
         payload = dict(state)
         if optimizer is not None:
             optim_tensors, optim_json = _optimizer_tensors(optimizer)
             rng_tensors, rng_json = rng_state()
-            save_file({**optim_tensors, **rng_tensors}, str(tmp / OPTIMIZER_FILE))
+            with atomic_path(tmp / OPTIMIZER_FILE) as file:
+                save_file({**optim_tensors, **rng_tensors}, str(file))
             payload.update(optimizer=optim_json, rng=rng_json)
         write_json(tmp / STATE_FILE, payload)
     return directory
