@@ -108,3 +108,17 @@ def test_holdout_is_deterministic_and_disjoint(synth_root: Path) -> None:
     assert not set(a_val.video_ids) & set(a_train.video_ids)
     assert len(a_train.texts) + sum(1 for t in train.texts if t.video_id in set(a_val.video_ids)) == len(train.texts)
     assert carve_holdout(train, 5, seed=1)[1].fingerprint != a_val.fingerprint
+
+
+def test_resume_drops_a_torn_log_tail_and_names_the_file_otherwise(tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture) -> None:
+    log = tmp_path / train_module.LOG_FILE
+    whole = '{"event": "step", "step": 1}\n{"event": "step", "step": 2}\n{"event": "step", "step": 3}\n'
+    log.write_text(whole + '{"event": "st')  # a write cut short by kill -9
+    train_module.JsonlLog(log, True, keep_until_step=2)
+    entries = [entry for _, entry in train_module.read_log(log)[0]]
+    assert [e["step"] for e in entries] == [1, 2, 2] and entries[-1]["event"] == "torn_line_dropped"
+    assert "dropped a torn last line" in capsys.readouterr().err
+    log.write_text('{"event": "step", "step": 1}\n{"event": \n{"event": "step", "step": 2}\n')
+    with pytest.raises(TrainError, match=rf"`{log}` line 2 is not JSON"):
+        train_module.JsonlLog(log, True, keep_until_step=2)

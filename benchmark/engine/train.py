@@ -86,8 +86,35 @@ def _autocast(env: DistEnv, cfg: TrainConfig) -> tuple[Any, torch.amp.GradScaler
     return torch.autocast("cuda", dtype=dtype), scaler
 
 
+def read_log(path: Path) -> tuple[list[tuple[str, dict[str, Any]]], str | None]:
+    """(line, entry) of every entry of a JSON-lines log, and its torn tail: an unterminated last line that is not JSON
+    (a write cut short by a kill), which is left out. Any other line that is not a JSON object is a TrainError."""
+    text = path.read_bytes().decode("utf-8", errors="replace")
+    lines = text.split("\n")
+    torn = None
+    if lines[-1]:
+        try:
+            json.loads(lines[-1])
+        except json.JSONDecodeError:
+            torn = lines.pop()
+    entries = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise TrainError(f"`{path}` line {number} is not JSON ({err}); delete that line (or the log) and resume "
+                             "again.") from err  # fmt: skip
+        if not isinstance(entry, dict):
+            raise TrainError(f"`{path}` line {number} is not a JSON object; delete that line and resume again.")
+        entries.append((line, entry))
+    return entries, torn
+
+
 class JsonlLog:
-    """Append-only JSON-lines log (rank 0); on resume, lines past the checkpoint's step are dropped first."""
+    """Append-only JSON-lines log (rank 0); on resume, lines past the checkpoint's step are dropped first, and a torn
+    last line (an interrupted write) is dropped with a note in the log and on the console."""
 
     def __init__(self, path: Path, enabled: bool, keep_until_step: int | None = None) -> None:
         self.path, self.enabled = path, enabled
@@ -96,9 +123,13 @@ class JsonlLog:
         if keep_until_step is None:
             path.write_text("", encoding="utf-8")
         elif path.is_file():
-            kept = [line for line in path.read_text(encoding="utf-8").splitlines()
-                    if line and json.loads(line).get("step", 0) <= keep_until_step]
+            entries, torn = read_log(path)
+            kept = [line for line, entry in entries if entry.get("step", 0) <= keep_until_step]
             path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+            if torn is not None:
+                print(f"{path}: dropped a torn last line (a write cut short), {len(torn)} characters: {torn[:60]!r}",
+                      file=sys.stderr)  # fmt: skip
+                self.write(event="torn_line_dropped", step=keep_until_step, characters=len(torn), text=torn[:200])
 
     def write(self, **entry: Any) -> None:
         if self.enabled:
