@@ -63,7 +63,8 @@ def list_benchmarks() -> list[str]:
 
 
 def load_split(name: str, root: str | Path, split: str | None = None, **options: Any) -> Split:
-    """Load `split` (default: the benchmark's test split) of benchmark `name` from annotation files under `root`."""
+    """Load `split` (default: the benchmark's test split) of benchmark `name` from annotation files under `root`.
+    An empty split (no text or no video) is an error: it would let checks and evaluations pass on nothing."""
     spec = loader_spec(name)
     split = split or spec.test_split
     if split not in spec.splits:
@@ -71,4 +72,11 @@ def load_split(name: str, root: str | Path, split: str | None = None, **options:
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"Data root `{root}` of benchmark `{name}` does not exist or is not a directory.")
-    return spec.load(root, split, **options)
+    loaded = spec.load(root, split, **options)
+    if not loaded.texts or not loaded.videos:
+        files = ", ".join(f"`{f}`" for f in loaded.meta.get("annotations", [])) or "its annotation files"
+        raise ValueError(
+            f"{name}/{split} under `{root}` is empty ({len(loaded.texts)} texts, {len(loaded.videos)} videos): "
+            f"{files} hold no item of this split. Check that they are the complete files of this benchmark."
+        )
+    return loaded

@@ -11,7 +11,7 @@ import math
 from pathlib import Path
 
 from benchmark.data import register_loader
-from benchmark.data.files import expect, find_annotation, index_videos, pick_dir, read_json
+from benchmark.data.files import expect, find_annotation, index_videos, pick_dir, read_json, text_field
 from benchmark.data.split import Split, TextRecord, VideoRecord
 
 SPLITS = ("train", "val_1")
@@ -52,9 +52,15 @@ def load_activitynet(root: Path, split: str, naming: str = "glscl", video_dir: s
         entry = captions[key]
         expect(isinstance(entry, dict) and isinstance(entry.get("sentences"), list) and "duration" in entry,
                captions_path, f"entry `{key}` lacks `sentences` or `duration`.")
+        for number, sentence in enumerate(entry["sentences"]):
+            text_field(sentence, captions_path, f"entry `{key}`", f"sentences[{number}]")
+        duration = entry["duration"]
+        expect(isinstance(duration, (int, float)) and not isinstance(duration, bool) and math.isfinite(duration)
+               and duration > 0, captions_path, f"entry `{key}`: `duration` must be a finite number of seconds "
+               f"above 0, found {duration!r}.")  # fmt: skip
         stem = file_stem(key, naming)
         path = found.get(stem, folder / f"{stem}.mp4")
-        videos.append(VideoRecord(key, str(path), 0.0, float(math.ceil(float(entry["duration"])))))
+        videos.append(VideoRecord(key, str(path), 0.0, float(math.ceil(duration))))
         texts.append(TextRecord(key, " ".join(entry["sentences"]), key))
         n_sentences += len(entry["sentences"])
     meta = {"annotations": [str(ids_path), str(captions_path)], "naming": naming, "n_sentences": n_sentences}

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from benchmark.data import register_loader
-from benchmark.data.files import expect, find_annotation, pick_dir, read_json, read_lines
+from benchmark.data.files import expect, find_annotation, pick_dir, read_json, read_lines, text_field
 from benchmark.data.split import Split, TextRecord, VideoRecord
 
 SPLITS = ("train", "val", "test")
@@ -29,10 +29,11 @@ def read_descriptions(path: Path) -> dict[str, list[str]]:
     data = read_json(path)
     expect(isinstance(data, list), path, "expected a JSON list of {description, video, times, ...} objects.")
     out: dict[str, list[str]] = {}
-    for item in data:
+    for number, item in enumerate(data):
         expect(isinstance(item, dict) and {"video", "description"} <= item.keys(), path,
                f"entry {str(item)[:80]} lacks `video` or `description`.")
-        out.setdefault(str(item["video"]), []).append(str(item["description"]))
+        video = text_field(item["video"], path, f"entry {number}", "video")
+        out.setdefault(video, []).append(text_field(item["description"], path, f"entry {number}", "description"))
     return out
 
 

@@ -10,6 +10,9 @@ from typing import Any
 
 # Sub-folders of a data root where downloads commonly keep their annotation files ("" = the root itself).
 ANNOTATION_DIRS: tuple[str, ...] = ("", "anns", "annotations", "annotation", "data")
+# Extensions of video files found by stem; anything else (`.info`, `.json`, `.part`, ...) never stands for a video.
+VIDEO_EXTENSIONS = frozenset({"mp4", "avi", "mkv", "webm", "mov", "m4v", "mpg", "mpeg", "flv", "wmv", "3gp", "ogv",
+                              "ts", "mts", "m2ts", "vob", "asf"})  # fmt: skip
 
 
 class AnnotationError(ValueError):
@@ -49,6 +52,16 @@ def read_lines(path: Path) -> list[str]:
     return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
+def text_field(value: object, path: Path, item: str, name: str, number_ok: bool = False) -> str:
+    """Field `name` of annotation `item` as non-empty text (integers too when `number_ok`, for ids); otherwise an
+    AnnotationError naming the file and the item, so that a missing field never becomes the text "None"."""
+    if number_ok and isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, str) and value.strip():
+        return value
+    raise AnnotationError(f"`{path}`: {item}: `{name}` must be non-empty text, found {repr(value)[:80]}.")
+
+
 def expect(condition: bool, path: Path, message: str) -> None:
     """Raise AnnotationError naming `path` when a format check fails."""
     if not condition:
@@ -67,10 +80,11 @@ def pick_dir(root: Path, video_dir: str | Path | None, candidates: Sequence[str]
 
 
 def index_videos(video_dir: Path) -> dict[str, Path]:
-    """Map each file's stem (name minus its last extension) to its path, searching `video_dir` recursively.
+    """Map each video file's stem (name minus its last extension) to its path, searching `video_dir` recursively.
 
-    Used where a benchmark's files may carry any extension (MSVD `.avi`/`.mp4`, LSMDC per-movie folders).
-    Returns {} when the folder does not exist: loading needs only annotations.
+    Used where a benchmark's files may carry any video extension (MSVD `.avi`/`.mp4`, LSMDC per-movie folders); other
+    files beside them (a `vid.info` sidecar) are ignored, so they never shadow the video. Returns {} when the folder
+    does not exist: loading needs only annotations.
     """
     found: dict[str, Path] = {}
     if not video_dir.is_dir():
@@ -78,8 +92,8 @@ def index_videos(video_dir: Path) -> dict[str, Path]:
     for dirpath, dirnames, filenames in os.walk(video_dir):
         dirnames.sort()
         for name in sorted(filenames):
-            if name.startswith("."):
+            stem, dot, extension = name.rpartition(".")
+            if name.startswith(".") or not dot or extension.lower() not in VIDEO_EXTENSIONS:
                 continue
-            stem = name.rsplit(".", 1)[0] if "." in name else name
             found.setdefault(stem, Path(dirpath) / name)
     return found

@@ -10,7 +10,7 @@ import csv
 from pathlib import Path
 
 from benchmark.data import register_loader
-from benchmark.data.files import expect, find_annotation, pick_dir, read_json, read_lines
+from benchmark.data.files import expect, find_annotation, pick_dir, read_json, read_lines, text_field
 from benchmark.data.split import Split, TextRecord, VideoRecord
 
 CAPTIONS_FILE = "MSRVTT_data.json"
@@ -41,13 +41,16 @@ def read_captions(path: Path) -> list[tuple[str, str, str]]:
     data = read_json(path)
     expect(isinstance(data, dict) and isinstance(data.get("sentences"), list), path, "no `sentences` list.")
     rows = []
-    for item in data["sentences"]:
+    for number, item in enumerate(data["sentences"]):
         expect(
             isinstance(item, dict) and {"sen_id", "video_id", "caption"} <= item.keys(),
             path,
-            f"sentence entry {item!r} lacks one of `sen_id`, `video_id`, `caption`.",
+            f"sentence entry {str(item)[:80]} lacks one of `sen_id`, `video_id`, `caption`.",
         )
-        rows.append((str(item["sen_id"]), str(item["video_id"]), str(item["caption"])))
+        where = f"sentences[{number}]"
+        rows.append((text_field(item["sen_id"], path, where, "sen_id", number_ok=True),
+                     text_field(item["video_id"], path, where, "video_id", number_ok=True),
+                     text_field(item["caption"], path, where, "caption")))  # fmt: skip
     return rows
 
 
@@ -71,7 +74,8 @@ def _test_split(root: Path, split: str, benchmark: str, video_dir: Path) -> Spli
         reader = csv.DictReader(f)
         expect({"key", "video_id", "sentence"} <= set(reader.fieldnames or []), path, "header must have "
                "`key,vid_key,video_id,sentence`.")
-        rows = [(r["key"], r["video_id"], r["sentence"]) for r in reader]
+        rows = [tuple(text_field(r.get(name), path, f"line {number}", name) for name in ("key", "video_id", "sentence"))
+                for number, r in enumerate(reader, start=2)]  # fmt: skip
     texts = [TextRecord(key, sentence, vid) for key, vid, sentence in rows]
     ids = list(dict.fromkeys(vid for _, vid, _ in rows))
     return Split(benchmark, split, _videos(ids, video_dir), texts, {"annotations": [str(path)]})

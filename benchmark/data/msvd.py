@@ -29,6 +29,13 @@ VIDEO_DIRS = ("videos", "YouTubeClips")
 EXTRA_DIRS = ("msvd_data",)
 
 
+# Bounds of a captions pickle, about 15x the real file (4.1 MB; 0.65 M objects, 2.3 M characters of tokens). Objects
+# and characters are counted as a tree: a list the pickle reuses through its memo counts once per reference.
+MAX_PICKLE_BYTES = 64 * 2**20
+MAX_OBJECTS = 10_000_000
+MAX_CHARACTERS = 32_000_000
+
+
 class _DataOnlyUnpickler(pickle.Unpickler):
     """Refuses every global lookup: only pickle's built-in containers (dict, list, str, ...) can be rebuilt."""
 
@@ -36,18 +43,64 @@ class _DataOnlyUnpickler(pickle.Unpickler):
         raise pickle.UnpicklingError(f"refusing to load `{module}.{name}`: the captions pickle may hold only data")
 
 
+_TEXT = {str, bytes, bytearray}
+
+
+def _children(item: object) -> list:
+    if isinstance(item, dict):
+        return [*item.keys(), *item.values()]
+    return list(item) if isinstance(item, (list, tuple, set, frozenset)) else []
+
+
+def _check_bounds(data: object, path: Path) -> None:
+    """Refuse `data` when, expanded as a tree, it holds more than MAX_OBJECTS objects or MAX_CHARACTERS characters,
+    or contains itself. Sizes are summed once per distinct container (post-order, memoised by identity), so a small
+    pickle that reuses one list a billion times is measured in time proportional to the file."""
+    sizes: dict[int, tuple[int, int]] = {}  # id(container) -> (objects, characters) of its expanded tree
+    open_: set[int] = set()
+    stack: list[tuple[object, bool]] = [(data, False)]
+    while stack:
+        item, done = stack.pop()
+        key = id(item)
+        if key in sizes:
+            continue
+        children = _children(item)
+        nested = [] if set(map(type, children)) <= _TEXT else [c for c in children if type(c) not in _TEXT]
+        if not done and nested:
+            if key in open_:
+                raise AnnotationError(f"`{path}`: contains itself (a cyclic structure); it is not MSVD's captions.")
+            open_.add(key)
+            stack.append((item, True))
+            stack.extend((child, False) for child in nested)
+            continue
+        open_.discard(key)
+        texts = [c for c in children if type(c) in _TEXT] if nested else children
+        objects = 1 + len(texts) + sum(sizes[id(child)][0] for child in nested)
+        characters = sum(map(len, texts)) + sum(sizes[id(child)][1] for child in nested)
+        if objects > MAX_OBJECTS or characters > MAX_CHARACTERS:
+            raise AnnotationError(f"`{path}`: holds more than {MAX_OBJECTS:,} objects or {MAX_CHARACTERS:,} characters "
+                                  "when expanded (a list reused through the pickle memo counts once per reference); "
+                                  "refusing it as a memory bomb, not MSVD's captions.")  # fmt: skip
+        sizes[key] = (objects, characters)
+
+
 def read_captions_pkl(path: Path) -> dict[str, list[str]]:
     """Captions of CLIP4Clip's raw-captions.pkl (`dict[video] -> list[list[token]]`), tokens joined by spaces."""
+    size = path.stat().st_size
+    expect(size <= MAX_PICKLE_BYTES, path, f"is {size:,} bytes; MSVD's captions pickle has about 4 MB (limit "
+           f"{MAX_PICKLE_BYTES:,}).")
     try:
         data = _DataOnlyUnpickler(io.BytesIO(path.read_bytes())).load()
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError) as err:
-        raise AnnotationError(f"`{path}` is not a captions pickle of plain data ({err}).") from err
+    except Exception as err:  # a hostile or damaged pickle raises many types; each becomes one message naming the file
+        raise AnnotationError(f"`{path}` cannot be read as CLIP4Clip's raw-captions.pkl ({type(err).__name__}: "
+                              f"{err}). Use captions_msvd.json, or re-download the pickle.") from err
+    _check_bounds(data, path)
     expect(isinstance(data, dict), path, "expected a dict video_id -> list of token lists.")
     out: dict[str, list[str]] = {}
     for key, caps in data.items():
         ok = isinstance(key, str) and isinstance(caps, list)
         ok = ok and all(isinstance(c, list) and all(isinstance(t, str) for t in c) for c in caps)
-        expect(ok, path, f"entry {key!r} is not a list of token lists.")
+        expect(ok, path, f"entry {str(key)[:80]!r} is not a list of token lists.")
         out[key] = [" ".join(c) for c in caps]
     return out
 

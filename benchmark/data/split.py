@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -31,6 +32,52 @@ class TextRecord:
     video_id: str
 
 
+def _nonempty_str(value: object) -> bool:
+    return isinstance(value, str) and bool(value.strip())
+
+
+def _safe_id(video_id: str) -> bool:
+    """A video id that can name a file inside the video folder: no path separator, NUL, `.` or `..`."""
+    return video_id not in (".", "..") and not any(c in video_id for c in "/\\\0")
+
+
+def _window_problem(video: VideoRecord) -> str | None:
+    if video.start is None and video.end is None:
+        return None
+    start, end = video.start, video.end
+    numbers = all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in (start, end))
+    if not numbers or start < 0 or end <= start:
+        return f"video `{video.id}` has the window [{start}, {end}]; it must be finite with 0 <= start < end."
+    return None
+
+
+def split_problem(videos: list[VideoRecord], texts: list[TextRecord]) -> str | None:
+    """The first thing that makes (videos, texts) an invalid split, or None: repeated, empty or path-like video ids,
+    bad windows, repeated or empty text ids, empty captions, texts of unknown videos."""
+    seen: set[str] = set()
+    for video in videos:
+        if not _nonempty_str(video.id) or not _safe_id(video.id):
+            return f"video id {video.id!r} is empty or contains a path separator, NUL or `..`; refusing it."
+        if video.id in seen:
+            return f"video id `{video.id}` appears more than once."
+        seen.add(video.id)
+        window = _window_problem(video)
+        if window is not None:
+            return window
+    text_ids: set[str] = set()
+    for text in texts:
+        if not _nonempty_str(text.id):
+            return f"text id {text.id!r} of video `{text.video_id}` is empty."
+        if text.id in text_ids:
+            return f"text id `{text.id}` appears more than once."
+        text_ids.add(text.id)
+        if not _nonempty_str(text.caption):
+            return f"text `{text.id}` has no caption (found {text.caption!r})."
+        if text.video_id not in seen:
+            return f"text `{text.id}` refers to video `{text.video_id}`, which is not in the split's video list."
+    return None
+
+
 @dataclass(frozen=True)
 class Split:
     """A benchmark split in canonical order; `text_to_video[i]` is the index in `videos` of text i's video."""
@@ -42,17 +89,11 @@ class Split:
     meta: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        ids = [v.id for v in self.videos]
-        if len(set(ids)) != len(ids):
-            dup = next(i for i in ids if ids.count(i) > 1)
-            raise ValueError(f"{self.benchmark}/{self.split}: video id `{dup}` appears more than once.")
-        known = set(ids)
-        orphan = next((t for t in self.texts if t.video_id not in known), None)
-        if orphan is not None:
-            raise ValueError(
-                f"{self.benchmark}/{self.split}: text `{orphan.id}` refers to video `{orphan.video_id}`, "
-                "which is not in the split's video list."
-            )
+        problem = split_problem(self.videos, self.texts)
+        if problem is not None:
+            files = self.meta.get("annotations")
+            source = f" (from {', '.join(map(str, files))})" if files else ""
+            raise ValueError(f"{self.benchmark}/{self.split}{source}: {problem}")
 
     @cached_property
     def text_to_video(self) -> np.ndarray:
