@@ -246,6 +246,10 @@ def test_malformed_checkpoint_files_name_the_file(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="model.safetensors"):
         load_weights(ckpt, model)
     state = ckpt / "state.json"
+    written = json.loads(state.read_text())
+    state.write_text(json.dumps({k: v for k, v in written.items() if k != "rng"}))
+    with pytest.raises(CheckpointError, match="state.json lacks one of epoch, optimizer, rng, step"):
+        load_training_state(ckpt, torch.optim.AdamW(model.parameters()))
     state.write_text('{"model": "clip4clip-meanp", "config": {}}')
     with pytest.raises(CheckpointError, match=r"state.json` lacks preset, train"):
         read_state(ckpt)

@@ -22,6 +22,8 @@ OPTIMIZER_FILE = "optimizer.safetensors"
 STATE_FILE = "state.json"
 # Keys every checkpoint state holds (what `prepare_model_run` rebuilds the model from).
 REQUIRED_STATE = ("model", "config", "preset", "train")
+# ... and what resuming needs besides (written with the optimizer).
+RESUME_STATE = frozenset({"optimizer", "rng", "step", "epoch"})
 
 
 class CheckpointError(RuntimeError):
@@ -156,8 +158,9 @@ def load_weights(directory: str | Path, model: nn.Module) -> None:
 def load_training_state(directory: str | Path, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
     """Restore the optimizer and the RNGs from a checkpoint; returns its JSON state."""
     state = read_state(directory)
-    if not (Path(directory) / OPTIMIZER_FILE).is_file() or "optimizer" not in state:
-        raise CheckpointError(f"`{directory}` holds no optimizer state, so training cannot resume from it.")
+    if not (Path(directory) / OPTIMIZER_FILE).is_file() or not RESUME_STATE <= state.keys():
+        raise CheckpointError(f"`{directory}` holds no optimizer state (or its {STATE_FILE} lacks one of "
+                              f"{', '.join(sorted(RESUME_STATE))}), so training cannot resume from it.")  # fmt: skip
     try:
         tensors, _ = weights_file.read_safetensors(_safetensors_file(directory, OPTIMIZER_FILE))
     except weights_file.WeightsFileError as err:
