@@ -24,8 +24,8 @@ from safetensors.torch import save_file
 from benchmark.cli import main
 from benchmark.engine.backbone import Backbone, BackboneSpec, BackboneWeightsError, create_clip, read_state_dict
 from benchmark.engine.checkpoint import CheckpointError, load_training_state, load_weights, read_state, save_checkpoint
-from benchmark.engine.pretrain import cached_weights_path
-from benchmark.engine.run_setup import prepare_model_run, pretrain_config
+from benchmark.engine.pretrain import cached_weights_path, pretrain_config
+from benchmark.engine.run_setup import prepare_model_run
 from benchmark.presets import load_preset
 from benchmark.registry import build_model
 

@@ -147,7 +147,7 @@ def load_weights(directory: str | Path, model: nn.Module) -> None:
         missing, unexpected = load_model(model, str(path), strict=False, device=str(next(model.parameters()).device))
     except (SafetensorError, RuntimeError) as err:
         raise CheckpointError(f"Checkpoint `{path}` is damaged or does not fit the model: "
-                              f"{str(err).splitlines()[0]}") from err  # fmt: skip
+                              f"{' '.join(str(err).split())[:400]}") from err  # fmt: skip
     if missing or unexpected:
         raise CheckpointError(
             f"Checkpoint `{path}` does not fit the model: missing {sorted(missing)[:5]}, unexpected "

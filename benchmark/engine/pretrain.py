@@ -28,6 +28,7 @@ from benchmark.engine.backbone import Backbone, BackboneSpec
 from benchmark.engine.losses import symmetric_infonce
 from benchmark.engine.optimization import apply_schedule, make_optimizer
 from benchmark.io import atomic_path, write_json
+from benchmark.presets import Preset
 
 DEFAULT_CACHE = Path("results/cache/backbones")
 CACHE_VERSION = 1  # bump when the training procedure changes, so old caches are not reused
@@ -45,6 +46,11 @@ class PretrainConfig:
     weight_decay: float = 0.1
     warmup_proportion: float = 0.1
     holdout: float = 0.1
+
+
+def pretrain_config(preset: Preset) -> PretrainConfig:
+    """The settings of the backbone a preset with `"weights": "pretrain"` pretrains (and caches) on its data."""
+    return PretrainConfig(backbone=preset.backbone["name"], **preset.backbone.get("pretrain", {}))
 
 
 def _data_digest(images: np.ndarray, captions: list[str]) -> str:

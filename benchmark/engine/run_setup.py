@@ -10,7 +10,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
@@ -22,9 +22,6 @@ from benchmark.engine.checkpoint import load_weights, read_state
 from benchmark.engine.distributed import DistEnv, barrier, init_distributed
 from benchmark.presets import Preset, TrainConfig, load_preset, parse_sets, resolve
 from benchmark.registry import build_model
-
-if TYPE_CHECKING:
-    from benchmark.engine.pretrain import PretrainConfig
 
 
 class TrainError(RuntimeError):
@@ -113,15 +110,8 @@ class RunSetup:
         return {"data_root": str(self.data_root)}
 
 
-def pretrain_config(preset: Preset) -> PretrainConfig:
-    """The settings of the backbone a preset with `"weights": "pretrain"` pretrains (and caches) on its data."""
-    from benchmark.engine.pretrain import PretrainConfig
-
-    return PretrainConfig(backbone=preset.backbone["name"], **preset.backbone.get("pretrain", {}))
-
-
 def _pretrained_weights(preset: Preset, data_root: Path, env: DistEnv) -> str:
-    from benchmark.engine.pretrain import ensure_pretrained
+    from benchmark.engine.pretrain import ensure_pretrained, pretrain_config
 
     config = pretrain_config(preset)
     if env.is_main:
