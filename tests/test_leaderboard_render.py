@@ -83,9 +83,11 @@ def test_show_msrvtt_prints_published_rows_and_a_submitted_matrix(tmp_path: Path
              text_ids=np.array(manifest.text_ids), video_ids=np.array(manifest.video_ids),
              fingerprint=np.array(manifest.fingerprint))
     root = str(tmp_path / "lb")
-    assert main(["leaderboard", "submit", str(tmp_path / "random.npz"), "--benchmark", "msrvtt",
-                 "--name", "Random", "--root", root]) == 0
-    capsys.readouterr()
+    submit_random = ["leaderboard", "submit", str(tmp_path / "random.npz"), "--benchmark", "msrvtt",
+                     "--name", "Random", "--root", root]
+    assert main(submit_random) == 2 and "indistinguishable from chance" in capsys.readouterr().err
+    assert main([*submit_random, "--allow-chance"]) == 0
+    assert "warning: `Random` is no better than chance" in capsys.readouterr().err
     assert main(["leaderboard", "show", "--benchmark", "msrvtt", "--root", root, *FAST]) == 0
     out = capsys.readouterr().out
     assert "GLSCL (ViT-B/32)" in out and "48.1" in out and "Random" in out and "n = 1000 text" in out
