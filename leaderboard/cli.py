@@ -111,7 +111,7 @@ def _stats_options(parser: argparse.ArgumentParser) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Sub-commands submit, show, compare and render."""
+    """Sub-commands submit, show, compare, render, add-split, order and remove."""
     sub = parser.add_subparsers(dest="action", required=True)
     p = sub.add_parser("submit", help="add a run directory or a score matrix (.npy/.npz) to the leaderboard")
     p.add_argument("path", type=Path, help="run directory (run.json + ranks.npz [+ sim.npy]) or .npy/.npz scores")

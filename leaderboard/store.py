@@ -208,6 +208,7 @@ def add_entry(
 def remove_entry(benchmark: str, removal: Removal, root: str | Path | None = None) -> Path:
     """Remove entry `removal.entry_id` of `benchmark` atomically, under the lock, keeping its files and a
     `removal.json` under `<root>/removed/<benchmark>/`; returns that folder. Invalid entries can be removed too."""
+    _entry_path(root, benchmark, removal.entry_id)  # a refusal leaves the store untouched (not even a lock file)
     with lock(root):
         _complete_removals(root)
         return _finish_removal(_stage_removal(root, benchmark, removal))
@@ -240,14 +241,20 @@ def _removal_record(path: Path, benchmark: str, removal: Removal) -> dict[str, A
     return doc
 
 
+def _entry_path(root: str | Path | None, benchmark: str, entry_id: str) -> Path:
+    """The folder of entry `entry_id` (valid or not) of `benchmark`; refuses ids that are not one visible folder."""
+    path = resolve_root(root) / "entries" / check_path_name(benchmark) / entry_id
+    if Path(entry_id).name != entry_id or entry_id.startswith(".") or not path.is_dir():
+        folder = path.parent
+        known = ", ".join(sorted(p.name for p in folder.iterdir() if _visible_dir(p))) if folder.is_dir() else ""
+        raise StoreError(f"No entry `{entry_id}` on {benchmark} (entries: {known or 'none'}).")
+    return path
+
+
 def _stage_removal(root: str | Path | None, benchmark: str, removal: Removal) -> Path:
     """Move the entry into a hidden staging folder that already holds its removal.json; returns the staging folder.
     Call under the lock."""
-    path = resolve_root(root) / "entries" / check_path_name(benchmark) / removal.entry_id
-    if Path(removal.entry_id).name != removal.entry_id or removal.entry_id.startswith(".") or not path.is_dir():
-        folder = path.parent
-        known = ", ".join(sorted(p.name for p in folder.iterdir() if _visible_dir(p))) if folder.is_dir() else ""
-        raise StoreError(f"No entry `{removal.entry_id}` on {benchmark} (entries: {known or 'none'}).")
+    path = _entry_path(root, benchmark, removal.entry_id)
     stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
     staging = resolve_root(root) / REMOVED / benchmark / f".{removal.entry_id}--{stamp}{STAGING_SUFFIX}"
     staging.mkdir(parents=True)
