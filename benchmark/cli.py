@@ -23,7 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("benchmark.engine.evaluate", "evaluate a checkpoint (or a zero-shot model) into a run record"),
     "efficiency": ("benchmark.engine.efficiency", "parameters, FLOPs/MACs and latency of a model"),
     "weights": ("benchmark.engine.weights_cli", "convert OpenAI's TorchScript CLIP archive to .safetensors (runs it)"),
-    "leaderboard": ("leaderboard.cli", "submit, show, compare and render leaderboard entries"),
+    "leaderboard": ("leaderboard.cli", "submit, show, compare, render and remove entries; register splits"),
     "cite": ("leaderboard.cite", "result tables with citation keys, BibTeX and CITATION.cff"),
     "reproduce": ("benchmark.study.reproduce", "run the whole study for a preset and write its report"),
 }

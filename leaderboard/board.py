@@ -23,6 +23,7 @@ from leaderboard.store import TRACKS, Entry, load_entries, scan_entries
 
 TRACK_NAMES = tuple(dict.fromkeys(TRACKS.values()))  # ("raw", "post-processed")
 PRIMARY = ("t2v", "R@1")
+LATENCY_GALLERY = 1000  # the gallery size of `tvbench efficiency`'s default latency row
 
 
 class BoardError(ValueError):
@@ -92,6 +93,8 @@ def _measured_row(
         "code": first.meta.get("code"), "post_processing": first.record.protocol["post_processing"],
         "backbone": first.record.config.get("backbone"), "head_gflops": _head_gmacs(first), "note": "",
         "sd": {}, "tier": None, "tiers": None, "ci": ci,
+        "latency_ms": _latency_ms(first), "chance_level": any(e.meta.get("chance_level") for e in members),
+        "near_duplicate_of": sorted({n for e in members for n in e.meta.get("near_duplicate_of") or ()}),
     }
     for d in DIRECTIONS:
         row[d] = {m: stats.metric_value(m, values[d][m]) for m in METRIC_NAMES}
@@ -114,6 +117,12 @@ def _head_gmacs(entry: Entry) -> float | None:
     return float(value) if isinstance(value, int | float) else None
 
 
+def _latency_ms(entry: Entry) -> float | None:
+    """Measured median latency of one query against a gallery of LATENCY_GALLERY videos, when the run has it."""
+    rows = (entry.record.efficiency or {}).get("latency") or []
+    return next((float(r["median_ms"]) for r in rows if r.get("gallery") == LATENCY_GALLERY and "median_ms" in r), None)
+
+
 def _citation_key(entry: Entry) -> str | None:
     bib = entry.meta.get("bibtex")
     return parse(bib)[0].key if bib else None  # validated when the entry was read
@@ -124,7 +133,7 @@ def _reported_row(row: PublishedRow) -> dict[str, Any]:
         "name": row.name, "kind": "reported", "track": row.track, "t2v": row.t2v,
         "v2t": row.v2t or dict.fromkeys(METRIC_NAMES), "ci": None,
         "sd": None, "tier": None, "tiers": None, "n_seeds": None, "seeds": None, "entries": None,
-        "method": row.method, "cite": row.cite, "cites": list(row.cites), "paper": None, "code": None,
+        "method": row.method, "cite": row.cite, "cites": list(row.cites), "paper": row.paper, "code": row.code,
         "post_processing": row.post_processing, "backbone": row.backbone, "head_gflops": row.head_gflops,
         "head_flops_reported": row.head_flops, "source": f"{row.source} {row.table}", "note": row.note,
     }

@@ -1,4 +1,8 @@
-"""Numbers reported by papers (`published.csv`) and their BibTeX (`references.bib`): shown and cited, never tested."""
+"""Numbers reported by papers (`published.csv`) and their BibTeX (`references.bib`): shown and cited, never tested.
+
+Each row links its paper (the `url`, else the arXiv `eprint`, of its method's BibTeX entry) and its official code
+(the `code` column).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from leaderboard.bibtex import REFERENCES_BIB, official
+from leaderboard.bibtex import REFERENCES_BIB, BibEntry, official
+from leaderboard.schema import check_url
 from leaderboard.stats import DIRECTIONS, METRIC_NAMES
 from leaderboard.store import track_of
 
@@ -41,6 +46,7 @@ class PublishedRow:
     source: str
     table: str
     note: str
+    code: str | None = None
 
     @property
     def name(self) -> str:
@@ -57,10 +63,26 @@ class PublishedRow:
         return parse_giga(self.head_flops)
 
     @property
+    def paper(self) -> str | None:
+        """Link to the method's paper, from its BibTeX entry in references.bib."""
+        entry = official().get(self.cite)
+        return None if entry is None else paper_url(entry)
+
+    @property
     def cites(self) -> tuple[str, ...]:
         """Every citation key this row needs: the method, the table it was copied from, its post-processing."""
         keys = [self.cite, self.source, POST_PROCESSING_CITES.get(self.post_processing)]
         return tuple(dict.fromkeys(k for k in keys if k))
+
+
+def paper_url(entry: BibEntry) -> str | None:
+    """A BibTeX entry's `url`, else its arXiv abstract page from `eprint`, else None."""
+    fields = dict(entry.fields)
+    if fields.get("url"):
+        return fields["url"]
+    if fields.get("eprint") and fields.get("archiveprefix", "arXiv").lower() == "arxiv":
+        return f"https://arxiv.org/abs/{fields['eprint']}"
+    return None
 
 
 def parse_giga(text: str) -> float | None:
@@ -84,6 +106,14 @@ def _number(text: str | None) -> float | None:
     return value
 
 
+def _link(text: str | None) -> str | None:
+    """An optional URL column: empty -> None; anything but an http(s) URL is refused (SchemaError is a ValueError)."""
+    if not text:
+        return None
+    check_url(text, "code")
+    return text
+
+
 def load_published(path: Path = PUBLISHED_CSV) -> list[PublishedRow]:
     """Every reported row of `published.csv` (missing numbers -> None; a direction with no numbers -> None)."""
     rows = []
@@ -96,7 +126,7 @@ def load_published(path: Path = PUBLISHED_CSV) -> list[PublishedRow]:
                 rows.append(PublishedRow(
                     method=r["method"], backbone=r["backbone"], benchmark=r["benchmark"], split=r["split"],
                     post_processing=r["post_processing"], t2v=metrics["t2v"], v2t=v2t, head_flops=r["head_flops"],
-                    cite=r["cite"], source=r["source"], table=r["table"], note=r["note"],
+                    cite=r["cite"], source=r["source"], table=r["table"], note=r["note"], code=_link(r.get("code")),
                 ))
         except (csv.Error, KeyError, TypeError, ValueError) as err:
             raise PublishedError(f"{path} line {reader.line_num}: malformed row ({err}); fix the file.") from err

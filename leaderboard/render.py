@@ -1,9 +1,12 @@
 """Format leaderboard reports (from `leaderboard.board`) as Markdown, LaTeX, CSV, JSON and a self-contained HTML page.
 
-Marks are direction-aware (`benchmark.metrics.METRICS`): among measured rows the best value of each column is bold,
-and values statistically tied with it (tier 1, Holm-corrected) carry a dagger. Reported rows are never marked.
-Every string from data is escaped for its format (Markdown, LaTeX, HTML; CSV cells cannot start a formula), only
-finite numbers are written, and citation keys enter LaTeX only when they are valid BibTeX keys.
+Rows come in two groups, measured (recomputed by tvbench, with intervals and tests) first and reported (copied from
+papers) below. Marks are direction-aware (`benchmark.metrics.METRICS`): the best measured value of each column is
+bold and values statistically tied with it (tier 1, Holm-corrected) carry a dagger; the best reported value is
+marked apart (underlined; in Markdown, in italics) and never bold. Entries accepted with --allow-chance or
+--allow-duplicate are labelled in the Kind column (and in CSV/JSON fields). Every string from data is escaped for
+its format (Markdown, LaTeX, HTML; CSV cells cannot start a formula), only finite numbers are written, citation keys
+enter LaTeX only when they are valid BibTeX keys, and links only when they are http(s) URLs.
 """
 
 from __future__ import annotations
@@ -23,13 +26,18 @@ from tabulate import tabulate
 
 from benchmark.io import write_text
 from leaderboard.bibtex import KEY
+from leaderboard.figures import accuracy_cost_svg
 from leaderboard.names import check_path_name
+from leaderboard.schema import URL
 from leaderboard.stats import DIRECTIONS, METRIC_NAMES, best_first, higher_is_better
 
 DIRECTION_LABELS = {"t2v": "Text→Video", "v2t": "Video→Text"}
 DAGGER = "†"
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]<>|~&])")
 CSV_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+GROUP_TITLES = {"measured": "Measured by tvbench: recomputed from per-query ranks, with intervals and tests",
+                "stale": "Stale: measured on an older version of the split, shown apart and never tested",
+                "reported": "Reported in papers: copied, never re-measured or tested"}
 
 
 def _finite(value: object) -> float | None:
@@ -56,50 +64,89 @@ def csv_cell(value: object) -> object:
     return value if value is None or isinstance(value, bool) or _finite(value) is not None else None
 
 
-def is_tested(row: dict[str, Any]) -> bool:
-    """Rows that carry marks and tiers: measured on the current split version (not reported, not stale)."""
-    return row["kind"] != "reported" and not row.get("stale")
+def group_of(row: dict[str, Any]) -> str:
+    """`reported` for numbers copied from papers, `measured` for entries tvbench recomputed on the current split
+    version (the rows that carry tiers and marks), `stale` for entries measured on an older one."""
+    return "reported" if row["kind"] == "reported" else "stale" if row.get("stale") else "measured"
+
+
+def row_groups(board: dict[str, Any]) -> list[tuple[str, list[dict[str, Any]]]]:
+    """The board's rows as (group, rows): measured, stale, then reported, each in board order; empty groups left
+    out."""
+    groups = [(g, [r for r in board["rows"] if group_of(r) == g]) for g in GROUP_TITLES]
+    return [(g, rows) for g, rows in groups if rows]
+
+
+def labels(row: dict[str, Any]) -> list[str]:
+    """What a reader must know about an entry: evaluated on an older split version (stale), accepted although no
+    better than chance (chance-level) or a near copy of another entry (near-duplicate)."""
+    return [label for label, on in (("stale", row.get("stale")), ("chance-level", row.get("chance_level")),
+                                    ("near-duplicate", row.get("near_duplicate_of"))) if on]
 
 
 def kind_label(row: dict[str, Any]) -> str:
-    """The Kind cell: the entry's kind, flagged when it was evaluated on an older split version."""
-    return f"{row['kind']} (stale)" if row.get("stale") else row["kind"]
+    """The Kind cell: the row's kind and its labels, e.g. `submitted (near-duplicate)`."""
+    return f"{row['kind']} ({', '.join(labels(row))})" if labels(row) else row["kind"]
 
 
-def best_values(board: dict[str, Any]) -> dict[tuple[str, str], float]:
-    """Best measured value of each (direction, metric) column, direction-aware."""
+def links(row: dict[str, Any]) -> dict[str, str]:
+    """The row's paper and code links that are http(s) URLs (`paper`, `code`)."""
+    return {k: row[k] for k in ("paper", "code") if isinstance(row.get(k), str) and URL.fullmatch(row[k])}
+
+
+def best_values(board: dict[str, Any], group: str = "measured") -> dict[tuple[str, str], float]:
+    """Best value of each (direction, metric) column among the rows of one group, direction-aware."""
     best = {}
     for d in DIRECTIONS:
         for m in METRIC_NAMES:
-            scores = {str(i): r[d][m] for i, r in enumerate(board["rows"]) if is_tested(r)
-                      and r[d] and r[d].get(m) is not None}
+            scores = {str(i): r[d][m] for i, r in enumerate(board["rows"]) if group_of(r) == group
+                      and r[d] and _finite(r[d].get(m)) is not None}
             if scores:
                 best[(d, m)] = scores[best_first(m, scores)[0]]
     return best
 
 
-def _mark(row: dict[str, Any], d: str, m: str, best: dict) -> tuple[bool, bool]:
-    """(is best, statistically tied with the best) for one cell of a measured row."""
-    if not is_tested(row) or (d, m) not in best or row[d].get(m) is None:
-        return False, False
-    is_best = math.isclose(row[d][m], best[(d, m)], rel_tol=0, abs_tol=1e-12)
-    return is_best, (not is_best and row["tiers"][d][m] == 1)
+@dataclass(frozen=True)
+class Marks:
+    """One cell's marks: best measured (bold), tied with it (dagger), best reported (marked apart)."""
+
+    best: bool = False
+    tied: bool = False
+    best_reported: bool = False
+
+
+def _marks(board: dict[str, Any]) -> Callable[[dict[str, Any], str, str], Marks]:
+    """The marks of every cell of `board`: best and ties among measured rows, the best among reported rows apart."""
+    best = {g: best_values(board, g) for g in GROUP_TITLES}
+
+    def mark(row: dict[str, Any], d: str, m: str) -> Marks:
+        value, top = _finite(row[d].get(m)) if row[d] else None, best[group_of(row)].get((d, m))
+        if value is None or top is None or group_of(row) == "stale":
+            return Marks()
+        is_top = math.isclose(value, top, rel_tol=0, abs_tol=1e-12)
+        if group_of(row) == "reported":
+            return Marks(best_reported=is_top)
+        return Marks(best=is_top, tied=not is_top and row["tiers"][d][m] == 1)
+
+    return mark
 
 
 @dataclass(frozen=True)
 class CellMarkup:
-    """How one output format writes the parts of a cell: missing value, ± sd, best, tie mark, interval."""
+    """How one output format writes the parts of a cell: missing value, ± sd, best, tie mark, interval, and the
+    best reported value."""
 
     missing: str = "–"
     sd: str = " ± {:.1f}"
     best: str = "**{}**"
     tied: str = DAGGER
     interval: str = " [{:.1f}, {:.1f}]"
+    best_reported: str = "_{}_"
 
 
 MARKDOWN_CELL = CellMarkup()
 LATEX_CELL = CellMarkup(missing="--", sd=r"$\pm${:.1f}", best=r"\textbf{{{}}}", tied=r"$^\dagger$",
-                        interval=r" {{\scriptsize[{:.1f}, {:.1f}]}}")
+                        interval=r" {{\scriptsize[{:.1f}, {:.1f}]}}", best_reported=r"\underline{{{}}}")
 
 
 def _interval(row: dict[str, Any], d: str, m: str) -> tuple[float, float] | None:
@@ -113,16 +160,18 @@ def _sd(row: dict[str, Any], d: str, m: str) -> float | None:
     return _finite(sd.get(m)) if sd else None
 
 
-def _cell_text(row: dict[str, Any], d: str, m: str, best: dict, markup: CellMarkup = MARKDOWN_CELL) -> str:
-    """One measured or reported cell: value, ± seed sd, bold when best, tie mark, interval."""
+def _cell_text(row: dict[str, Any], d: str, m: str, marks: Marks, markup: CellMarkup = MARKDOWN_CELL) -> str:
+    """One measured or reported cell: value, ± seed sd, bold when best measured, tie mark, interval; the best
+    reported value marked apart."""
     value = _finite(row[d].get(m)) if row[d] else None
     text = markup.missing if value is None else f"{value:.1f}"
     if _sd(row, d, m):
         text += markup.sd.format(_sd(row, d, m))
-    is_best, tied = _mark(row, d, m, best)
-    if is_best:
+    if marks.best:
         text = markup.best.format(text)
-    if tied:
+    if marks.best_reported:
+        text = markup.best_reported.format(text)
+    if marks.tied:
         text += markup.tied
     if _interval(row, d, m):
         text += markup.interval.format(*_interval(row, d, m))
@@ -133,36 +182,52 @@ def _header(d: str, m: str) -> str:
     return f"{d} {m} {'↑' if higher_is_better(m) else '↓'}"
 
 
-def caption(board: dict[str, Any], escape: Callable[[str], str] = str) -> str:
+def caption(board: dict[str, Any], escape: Callable[[str], str] = str, reported_mark: str = "underlined") -> str:
     """One-paragraph description of what the table shows and how it was tested (`escape` applies to data fields)."""
     s = board["settings"]
     n = board.get("n_queries") or {}
     queries = f"n = {n['t2v']} text and {n['v2t']} video queries" if n else "no canonical split manifest"
+    shown = {label for r in board["rows"] for label in labels(r)}
+    notes = {
+        "stale": "Rows marked stale were evaluated on an older version of the split: shown apart, never tested",
+        "chance-level": "chance-level = ranks no better than chance (one-sided test of t2v ranks), accepted on "
+                        "the submitter's explicit request",
+        "near-duplicate": "near-duplicate = ranks agree with another entry's on at least 99% of queries, accepted "
+                          "on the submitter's explicit request",
+    }
     return (
         f"{escape(board['benchmark'])} ({escape(board.get('split') or '?')}), {board['track']} track, {queries}. "
-        f"Measured rows: value [{s['ci']}, B = {s['n_resamples']}, seed {s['seed']}]; best in bold; "
-        f"{DAGGER} = not significantly different from the best ({s['test']}, {s['correction'].capitalize()}-corrected, "
+        f"Measured rows: value [{s['ci']}, B = {s['n_resamples']}, seed {s['seed']}]; the best measured value is in "
+        f"bold; {DAGGER} = not significantly different from it ({s['test']}, {s['correction'].capitalize()}-corrected, "
         f"alpha = {s['alpha']}); tier 1 = the best and every row tied with it. Ties in ranks: {s['ties']}. "
-        f"MdR: {s['mdr']}. Reported rows are copied from papers and never tested."
-        + (" Rows marked stale were evaluated on an older version of the split: shown apart, never tested."
-           if board.get("n_stale") else "")
+        f"MdR: {s['mdr']}. Reported rows are copied from papers and never tested; the best reported value is "
+        f"{reported_mark}, never bold." + "".join(f" {notes[label]}." for label in sorted(shown))
     )
 
 
+def _markdown_links(row: dict[str, Any]) -> str:
+    """`[paper](<url>) [code](<url>)`: angle brackets keep any URL character out of the link syntax."""
+    return " ".join(f"[{k}](<{url}>)" for k, url in links(row).items()) or "–"
+
+
 def to_markdown(board: dict[str, Any]) -> str:
-    """Markdown table (tabulate, GitHub style) with intervals, marks, tiers and citation keys, plus its caption."""
-    best = best_values(board)
-    headers = ["Method", "Kind", *(_header(d, m) for d in DIRECTIONS for m in METRIC_NAMES), "Tier", "Cite"]
-    body = [
-        [markdown_escape(r["name"]), kind_label(r),
-         *(_cell_text(r, d, m, best) for d in DIRECTIONS for m in METRIC_NAMES),
-         r["tier"] if r["tier"] is not None else "–", markdown_escape(r.get("cite") or "–")]
-        for r in board["rows"]
-    ]
+    """Markdown table (tabulate, GitHub style), measured rows then reported rows, with intervals, marks, tiers,
+    citation keys and links, plus its caption."""
+    mark = _marks(board)
+    headers = ["Method", "Kind", *(_header(d, m) for d in DIRECTIONS for m in METRIC_NAMES), "Tier", "Cite", "Links"]
+    body = []
+    for group, rows in row_groups(board):
+        body.append([f"*{GROUP_TITLES[group]}*", *[""] * (len(headers) - 1)])
+        body += [
+            [markdown_escape(r["name"]), kind_label(r),
+             *(_cell_text(r, d, m, mark(r, d, m)) for d in DIRECTIONS for m in METRIC_NAMES),
+             r["tier"] if r["tier"] is not None else "–", markdown_escape(r.get("cite") or "–"), _markdown_links(r)]
+            for r in rows
+        ]
     title = f"### {markdown_escape(board['benchmark'])} — {board['track']}\n\n"
     skipped = "".join(f"\nSkipped (invalid): {markdown_escape(m)}\n" for m in board.get("skipped") or ())
     table = tabulate(body, headers=headers, tablefmt="github", disable_numparse=True)
-    return f"{title}{table}\n\n{caption(board, markdown_escape)}\n{skipped}"
+    return f"{title}{table}\n\n{caption(board, markdown_escape, 'in italics')}\n{skipped}"
 
 
 _LATEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
@@ -175,8 +240,9 @@ def latex_escape(text: str) -> str:
 
 
 def to_latex(board: dict[str, Any], *, with_cite: bool = True) -> str:
-    """A booktabs table: arrows for direction, bold best, dagger for ties with the best, intervals, caption."""
-    best = best_values(board)
+    """A booktabs table, measured rows then reported rows: arrows for direction, bold best measured value, dagger for
+    ties with it, the best reported value underlined, intervals, caption."""
+    mark = _marks(board)
     n_metric = len(METRIC_NAMES)
     cols = "ll" + ("r" * n_metric) * len(DIRECTIONS) + "c"
     heads = [DIRECTION_LABELS[d].replace("→", r"$\rightarrow$") for d in DIRECTIONS]
@@ -187,13 +253,16 @@ def to_latex(board: dict[str, Any], *, with_cite: bool = True) -> str:
         " ".join(rf"\cmidrule(lr){{{3 + i * n_metric}-{2 + (i + 1) * n_metric}}}" for i in range(len(DIRECTIONS))),
         "Method & Kind & " + " & ".join(arrows * len(DIRECTIONS)) + r" & Tier \\", r"\midrule",
     ]
-    for r in board["rows"]:
-        name = latex_escape(r["name"])
-        if with_cite and r.get("cite") and KEY.fullmatch(r["cite"]):
-            name += rf"~\cite{{{r['cite']}}}"
-        cells = [_cell_text(r, d, m, best, LATEX_CELL) for d in DIRECTIONS for m in METRIC_NAMES]
-        tier = "--" if r["tier"] is None else str(r["tier"])
-        lines.append(" & ".join([name, latex_escape(kind_label(r)), *cells, tier]) + r" \\")
+    for i, (group, rows) in enumerate(row_groups(board)):
+        lines += [r"\midrule"] * (i > 0) + [
+            rf"\multicolumn{{{3 + n_metric * len(DIRECTIONS)}}}{{l}}{{\textit{{{GROUP_TITLES[group]}}}}} \\"]
+        for r in rows:
+            name = latex_escape(r["name"])
+            if with_cite and r.get("cite") and KEY.fullmatch(r["cite"]):
+                name += rf"~\cite{{{r['cite']}}}"
+            cells = [_cell_text(r, d, m, mark(r, d, m), LATEX_CELL) for d in DIRECTIONS for m in METRIC_NAMES]
+            tier = "--" if r["tier"] is None else str(r["tier"])
+            lines.append(" & ".join([name, latex_escape(kind_label(r)), *cells, tier]) + r" \\")
     dagger = r"$^\dagger$"
     label = re.sub(r"[^A-Za-z0-9:-]", "-", f"tab:tvbench-{board['benchmark']}-{board['track']}")
     lines += [
@@ -207,7 +276,8 @@ def to_latex(board: dict[str, Any], *, with_cite: bool = True) -> str:
 def to_csv(board: dict[str, Any]) -> str:
     """One CSV line per row: values, interval bounds, seed sd, tier and citation key."""
     out = io.StringIO()
-    fields = ["benchmark", "split", "track", "name", "kind", "cite", "tier", "n_seeds", "head_gflops"]
+    fields = ["benchmark", "split", "track", "name", "kind", "chance_level", "near_duplicate_of", "cite", "paper",
+              "code", "tier", "n_seeds", "head_gflops", "latency_ms"]
     for d in DIRECTIONS:
         for m in METRIC_NAMES:
             fields += [f"{d}_{m}", f"{d}_{m}_low", f"{d}_{m}_high", f"{d}_{m}_sd"]
@@ -215,8 +285,10 @@ def to_csv(board: dict[str, Any]) -> str:
     writer.writeheader()
     for r in board["rows"]:
         line = {"benchmark": board["benchmark"], "split": board["split"], "track": r["track"], "name": r["name"],
-                "kind": kind_label(r), "cite": r.get("cite"), "tier": r["tier"], "n_seeds": r.get("n_seeds"),
-                "head_gflops": r.get("head_gflops")}
+                "kind": kind_label(r), "chance_level": bool(r.get("chance_level")),
+                "near_duplicate_of": "; ".join(r.get("near_duplicate_of") or ()), "cite": r.get("cite"),
+                **{k: links(r).get(k) for k in ("paper", "code")}, "tier": r["tier"], "n_seeds": r.get("n_seeds"),
+                "head_gflops": r.get("head_gflops"), "latency_ms": r.get("latency_ms")}
         for d in DIRECTIONS:
             for m in METRIC_NAMES:
                 line[f"{d}_{m}"] = r[d].get(m)
@@ -268,25 +340,35 @@ def comparison_markdown(report: dict[str, Any]) -> str:
 
 # --- HTML ------------------------------------------------------------------------------------------------------
 
+# The page fits a 1280 px window: the table takes the page width and every cell can wrap (names anywhere, intervals
+# and seed spreads on lines of their own), so no column forces horizontal scrolling.
 _CSS = """
-body{font-family:system-ui,sans-serif;margin:2em;color:#222}
-table{border-collapse:collapse;margin:1em 0;font-size:13px}
-th,td{padding:3px 8px;border-bottom:1px solid #ddd;text-align:right;white-space:nowrap}
+body{font-family:system-ui,sans-serif;margin:1em auto;padding:0 12px;max-width:1256px;color:#222}
+table{border-collapse:collapse;margin:1em 0;font-size:12px;width:100%}
+th,td{padding:3px 4px;border-bottom:1px solid #ddd;text-align:right;vertical-align:top}
 th{cursor:pointer;background:#f4f4f4;position:sticky;top:0}
-td.name,th.name,td.kind{text-align:left}
-tr.reported{color:#666;font-style:italic}
-td.best{font-weight:bold} span.tie{color:#a33} span.ci{color:#888;font-size:11px}
-p.caption{max-width:70em;font-size:12px;color:#555}
+th.name,td.name,td.kind{text-align:left}
+td.name{min-width:9em;max-width:18em;overflow-wrap:anywhere}
+td.kind{max-width:8em}
+tr.group th{cursor:default;text-align:left;font-weight:normal;font-style:italic;background:#fafafa;position:static}
+tr.reported{color:#555} tr.stale{color:#999}
+td.best{font-weight:bold} td.best-reported{text-decoration:underline}
+span.tie{color:#a33} span.ci,span.sd{display:block;color:#888;font-size:10px;font-weight:normal}
+span.meta{display:block;font-size:10px;color:#666}
+a{color:#1f5fa8}
+p.caption{font-size:12px;color:#555}
+figure.scatter{margin:1em 0}
+figure.scatter svg{max-width:100%;height:auto}
+figure.scatter figcaption{font-size:12px;color:#555}
 """
 
 _JS = """
 function sortTable(table, col, bestFirst) {
   const th = table.tHead.rows[0].cells[col];
   const higher = th.dataset.higher === "1";
-  const rows = Array.from(table.tBodies[0].rows);
   const key = r => { const v = r.cells[col].dataset.value; return v === undefined || v === "" ? null : Number(v); };
   const text = r => r.cells[col].textContent;
-  rows.sort((a, b) => {
+  const order = (a, b) => {
     if (th.dataset.higher === undefined) {
       return bestFirst ? text(a).localeCompare(text(b)) : text(b).localeCompare(text(a));
     }
@@ -294,8 +376,12 @@ function sortTable(table, col, bestFirst) {
     if (x === null && y === null) return 0; if (x === null) return 1; if (y === null) return -1;
     const d = higher ? y - x : x - y;
     return bestFirst ? d : -d;
+  };
+  Array.from(table.tBodies).forEach(body => {  // measured and reported rows are sorted apart
+    const rows = Array.from(body.rows).filter(r => r.dataset.name !== undefined);
+    rows.sort(order);
+    rows.forEach((r, i) => { body.appendChild(r); r.dataset.position = String(i + 1); });
   });
-  rows.forEach((r, i) => { table.tBodies[0].appendChild(r); r.dataset.position = String(i + 1); });
   table.dataset.sortedBy = th.dataset.key; table.dataset.sortedBest = bestFirst ? "1" : "0";
 }
 document.querySelectorAll("table.board").forEach(table => {
@@ -311,100 +397,85 @@ document.body.dataset.ready = "1";
 """
 
 
-def _html_cell(row: dict[str, Any], d: str, m: str, best: dict) -> str:
+def _html_cell(row: dict[str, Any], d: str, m: str, marks: Marks) -> str:
     value = _finite(row[d].get(m)) if row[d] else None
-    is_best, tied = _mark(row, d, m, best)
     text = html.escape(_fmt(value))
-    if _sd(row, d, m) is not None:
-        text += f" ± {_sd(row, d, m):.1f}"
-    if tied:
+    if marks.tied:
         text += f'<span class="tie" title="not significantly different from the best">{DAGGER}</span>'
+    if _sd(row, d, m) is not None:
+        text += f'<span class="sd" title="sd over seeds">± {_sd(row, d, m):.1f}</span>'
     if _interval(row, d, m):
         low, high = _interval(row, d, m)
-        text += f' <span class="ci">[{low:.1f}, {high:.1f}]</span>'
+        text += f'<span class="ci" title="95% interval">[{low:.1f}, {high:.1f}]</span>'
+    css = "best" if marks.best else "best-reported" if marks.best_reported else ""
     data = "" if value is None else repr(value)
-    return f'<td class="{"best" if is_best else ""}" data-value="{data}">{text}</td>'
+    return f'<td class="{css}" data-value="{data}">{text}</td>'
+
+
+def _html_name(row: dict[str, Any]) -> str:
+    """The Method cell: the name, then a small line with the paper and code links and the citation key."""
+    parts = [f'<a href="{html.escape(url)}" rel="noopener noreferrer">{k}</a>' for k, url in links(row).items()]
+    if row.get("cite"):
+        parts.append(f"[{html.escape(row['cite'])}]")
+    if row.get("near_duplicate_of"):
+        parts.append("near-duplicate of " + ", ".join(html.escape(n) for n in row["near_duplicate_of"]))
+    meta = f'<span class="meta">{" · ".join(parts)}</span>' if parts else ""
+    return f'<td class="name">{html.escape(row["name"])}{meta}</td>'
 
 
 def _html_table(board: dict[str, Any]) -> str:
-    best = best_values(board)
+    mark = _marks(board)
     heads = ['<th class="name" data-key="name">Method</th>', '<th data-key="kind">Kind</th>']
     for d in DIRECTIONS:
         for m in METRIC_NAMES:
-            heads.append(f'<th data-key="{d}-{m}" data-higher="{int(higher_is_better(m))}">'
-                         f'{html.escape(_header(d, m))}</th>')
-    heads += ['<th data-key="tier" data-higher="0">Tier</th>', '<th data-key="cite">Cite</th>']
-    body = []
-    for r in board["rows"]:
-        cells = [f'<td class="name">{html.escape(r["name"])}</td>',
-                 f'<td class="kind">{html.escape(kind_label(r))}</td>']
-        cells += [_html_cell(r, d, m, best) for d in DIRECTIONS for m in METRIC_NAMES]
-        tier = "" if r["tier"] is None else str(r["tier"])
-        cells += [f'<td data-value="{tier}">{tier or "–"}</td>', f'<td>{html.escape(r.get("cite") or "–")}</td>']
-        css = html.escape(r["kind"]) + (" stale" if r.get("stale") else "")
-        body.append(f'<tr class="{css}" data-name="{html.escape(r["name"])}">{"".join(cells)}</tr>')
+            heads.append(f'<th data-key="{d}-{m}" data-higher="{int(higher_is_better(m))}">{d}<br>'
+                         f'{html.escape(m)} {"↑" if higher_is_better(m) else "↓"}</th>')
+    heads.append('<th data-key="tier" data-higher="0">Tier</th>')
+    bodies = []
+    for group, rows in row_groups(board):
+        body = [f'<tr class="group"><th colspan="{len(heads)}">{html.escape(GROUP_TITLES[group])}</th></tr>']
+        for r in rows:
+            cells = [_html_name(r), f'<td class="kind">{html.escape(kind_label(r))}</td>']
+            cells += [_html_cell(r, d, m, mark(r, d, m)) for d in DIRECTIONS for m in METRIC_NAMES]
+            tier = "" if r["tier"] is None else str(r["tier"])
+            cells.append(f'<td data-value="{tier}">{tier or "–"}</td>')
+            body.append(f'<tr class="{group}" data-name="{html.escape(r["name"])}">{"".join(cells)}</tr>')
+        bodies.append(f'<tbody class="{group}">{"".join(body)}</tbody>')
     return (
         f'<table class="board" data-benchmark="{html.escape(board["benchmark"])}" data-track="{board["track"]}" '
-        f'data-default-sort="t2v-R@1"><thead><tr>{"".join(heads)}</tr></thead>'
-        f'<tbody>{"".join(body)}</tbody></table>'
+        f'data-default-sort="t2v-R@1"><thead><tr>{"".join(heads)}</tr></thead>{"".join(bodies)}</table>'
     )
 
 
-def efficiency_svg(board: dict[str, Any], width: int = 560, height: int = 320) -> str:
-    """Inline SVG scatter of t2v R@1 against head GFLOPs (log scale) for rows whose head cost is known; '' if none."""
-    points = [(_finite(r.get("head_gflops")), _finite(r["t2v"].get("R@1")), r["name"], r["kind"])
-              for r in board["rows"]]
-    points = [p for p in points if p[0] and p[1] is not None]
-    if not points:
+def _html_scatter(board: dict[str, Any]) -> str:
+    """The accuracy-vs-cost figure of a board (see `leaderboard.figures`), or '' when no row has a cost to plot."""
+    svg = accuracy_cost_svg(board)
+    if not svg:
         return ""
-    pad = 50
-    xs = [math.log10(p[0]) for p in points]
-    ys = [p[1] for p in points]
-    x0, x1 = math.floor(min(xs)), math.ceil(max(xs)) + (1 if math.floor(min(xs)) == math.ceil(max(xs)) else 0)
-    y0, y1 = math.floor(min(ys) - 1), math.ceil(max(ys) + 1)
-
-    def sx(x: float) -> float:
-        return pad + (x - x0) / (x1 - x0) * (width - 2 * pad)
-
-    def sy(y: float) -> float:
-        return height - pad - (y - y0) / (y1 - y0) * (height - 2 * pad)
-
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="scatter" width="{width}" height="{height}" '
-             f'data-benchmark="{html.escape(board["benchmark"])}" data-track="{board["track"]}">',
-             f'<line x1="{pad}" y1="{height - pad}" x2="{width - pad}" y2="{height - pad}" stroke="#444"/>',
-             f'<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{height - pad}" stroke="#444"/>']
-    for e in range(x0, x1 + 1):
-        parts.append(f'<text x="{sx(e):.1f}" y="{height - pad + 15}" font-size="10" text-anchor="middle">'
-                     f'{10.0 ** e:g}</text>')
-    for y in (y0, (y0 + y1) / 2, y1):
-        parts.append(f'<text x="{pad - 5}" y="{sy(y) + 3:.1f}" font-size="10" text-anchor="end">{y:.1f}</text>')
-    parts.append(f'<text x="{width / 2}" y="{height - 10}" font-size="11" text-anchor="middle">'
-                 "similarity-head cost (G, log scale; reported: as printed, measured: GMACs for 1k×1k)</text>")
-    parts.append(f'<text x="12" y="{height / 2}" font-size="11" transform="rotate(-90 12 {height / 2})" '
-                 'text-anchor="middle">t2v R@1 (%)</text>')
-    for x, y, name, kind in points:
-        color = "#888" if kind == "reported" else "#c33"
-        parts.append(f'<circle cx="{sx(math.log10(x)):.1f}" cy="{sy(y):.1f}" r="4" fill="{color}" '
-                     f'data-name="{html.escape(name)}"><title>{html.escape(name)}: {y:.1f} @ {x:g}G</title></circle>')
-        parts.append(f'<text x="{sx(math.log10(x)) + 6:.1f}" y="{sy(y) - 4:.1f}" font-size="9">'
-                     f"{html.escape(name)}</text>")
-    parts.append("</svg>")
-    return "".join(parts)
+    return (
+        f'<figure class="scatter" data-benchmark="{html.escape(board["benchmark"])}" data-track="{board["track"]}">'
+        f"{svg}<figcaption>t2v R@1 against the similarity head's cost (left) and against the measured latency of "
+        "one query over 1,000 videos (right). Filled circles: measured by tvbench; hollow squares: reported in "
+        "papers (costs as printed there, not re-measured).</figcaption></figure>"
+    )
 
 
 def to_html(boards: Sequence[dict[str, Any]], title: str = "tvbench leaderboard") -> str:
-    """A static, self-contained page (inline CSS/JS/SVG; no network): a sortable table per benchmark and track."""
+    """A static, self-contained page (inline CSS/JS/SVG; links out, nothing loaded): per benchmark and track a
+    sortable table (measured rows, then reported rows) and its accuracy-vs-cost scatter."""
     sections = []
     for b in boards:
         sections.append(
             f'<section id="{html.escape(b["benchmark"])}-{b["track"]}"><h2>{html.escape(b["benchmark"])} '
             f'({html.escape(b.get("split") or "?")}) — {b["track"]} track</h2>{_html_table(b)}'
-            f'<p class="caption">{html.escape(caption(b))} Click a header to sort (best first, again to reverse).</p>'
+            f'<p class="caption">{html.escape(caption(b))} Click a header to sort (best first, again to reverse); '
+            "measured and reported rows are sorted apart.</p>"
             + "".join(f'<p class="skipped">Skipped (invalid): {html.escape(m)}</p>' for m in b.get("skipped") or ())
-            + f"{efficiency_svg(b)}</section>"
+            + f"{_html_scatter(b)}</section>"
         )
     return (
-        f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+        f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1"><title>{html.escape(title)}</title>'
         f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>{''.join(sections)}"
         f"<script>{_JS}</script></body></html>\n"
     )

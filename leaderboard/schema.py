@@ -135,7 +135,20 @@ def _flag(value: Any, what: str) -> None:
         raise SchemaError(f"`{what}` must be true or false, got {value!r}.")
 
 
-# Field of `extra.leaderboard` -> (required, check). `submitter` and `group_owner` are absent in older entries.
+def _probability(value: Any, what: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise SchemaError(f"`{what}` must be a number between 0 and 1, got {value!r}.")
+
+
+def _names(value: Any, what: str) -> None:
+    if not isinstance(value, list) or not value:
+        raise SchemaError(f"`{what}` must be a non-empty list of entry names, got {value!r}.")
+    for i, name in enumerate(value):
+        _name(name, f"{what}[{i}]")
+
+
+# Field of `extra.leaderboard` -> (required, check). `submitter`, `group_owner` and the sanity fields (`chance_p`,
+# `chance_level`, `near_duplicate_of`, `supersedes`) are absent in older entries.
 LEADERBOARD_FIELDS: dict[str, tuple[bool, Callable[[Any, str], None]]] = {
     "name": (True, _name),
     "kind": (True, _choice(KINDS)),
@@ -148,6 +161,10 @@ LEADERBOARD_FIELDS: dict[str, tuple[bool, Callable[[Any, str], None]]] = {
     "submitter": (False, _optional(_name)),
     "group_owner": (False, _optional(_name)),
     "group_joined_by_maintainer": (False, _flag),
+    "chance_p": (False, _probability),
+    "chance_level": (False, _flag),
+    "near_duplicate_of": (False, _names),
+    "supersedes": (False, _name),
 }
 
 

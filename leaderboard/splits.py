@@ -2,7 +2,8 @@
 
 The leaderboard checks a submission against a manifest, so it needs no videos and no caption files. Shipped
 manifests live in `leaderboard/splits/<benchmark>.json`; a local leaderboard root may register its own (SynthVTT)
-under `<root>/splits/`. Regenerate the shipped ones with `python -m leaderboard.splits --data DIR`.
+under `<root>/splits/` (`tvbench leaderboard add-split`). Regenerate the shipped ones with
+`python -m leaderboard.splits --data DIR`.
 """
 
 from __future__ import annotations
@@ -111,6 +112,38 @@ def register_split_manifest(root: str | Path, split: Split) -> Path:
     return write_json(manifest_path(root, split.benchmark), build_manifest(split))
 
 
+def add_split(root: str | Path, split: Split, replace: bool = False) -> tuple[Path, bool]:
+    """Register `split` in the leaderboard `root` unless the manifest in force (the root's or the shipped one) is
+    already this version; a different version is replaced only with `replace`. Returns (manifest path, written)."""
+    current = None
+    if split.benchmark in known_benchmarks(root):
+        try:
+            current = load_manifest(split.benchmark, root)
+        except ManifestError as err:  # a malformed manifest: overwrite it only when asked to
+            if not replace:
+                raise ManifestError(f"{err} Or pass --replace to overwrite it with this split.") from err
+    if current is not None and current.fingerprint == split.fingerprint:
+        return manifest_path(root, split.benchmark), False
+    if current is not None and not replace:
+        raise ManifestError(
+            f"Benchmark `{split.benchmark}` already has a split manifest ({current.split}, fingerprint "
+            f"{current.fingerprint[:12]}...) and `{split.split}` here is another version "
+            f"({split.fingerprint[:12]}...). "
+            "Entries evaluated on the registered version would no longer match it; pass --replace to register "
+            "this one anyway."
+        )
+    return register_split_manifest(root, split), True
+
+
+def split_order(manifest: SplitManifest) -> dict[str, Any]:
+    """A manifest's canonical order as a JSON document: rows of a score matrix are `text_ids`, columns `video_ids`."""
+    return {
+        "benchmark": manifest.benchmark, "split": manifest.split, "fingerprint": manifest.fingerprint,
+        "n_texts": len(manifest.text_ids), "n_videos": len(manifest.video_ids),
+        "text_ids": list(manifest.text_ids), "video_ids": list(manifest.video_ids),
+    }
+
+
 def load_manifest(benchmark: str, root: str | Path | None = None) -> SplitManifest:
     """The manifest of `benchmark`: `<root>/splits/` first, then the ones shipped with the package."""
     candidates = [manifest_path(root, benchmark)] if root is not None else []
@@ -128,7 +161,7 @@ def load_manifest(benchmark: str, root: str | Path | None = None) -> SplitManife
     known = ", ".join(known_benchmarks(root)) or "none"
     raise ManifestError(
         f"No test-split manifest for benchmark `{benchmark}` (looked in {', '.join(map(str, candidates))}). "
-        f"Known benchmarks: {known}. Register one with `leaderboard.splits.register_split_manifest(root, split)`."
+        f"Known benchmarks: {known}. Register one with `tvbench leaderboard add-split {benchmark} --root DATA_DIR`."
     )
 
 

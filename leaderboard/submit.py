@@ -4,8 +4,10 @@ Verified: the metrics (a score matrix is evaluated with `benchmark.metrics.evalu
 manifest; a run directory is re-evaluated from its `sim.npy` when present, otherwise its metrics are recomputed from
 its per-query ranks and must agree with what it claims), the split (fingerprint, sizes, id order), the ranks file
 (sha256), every other field (`leaderboard.schema`), names (`leaderboard.names`), BibTeX (`leaderboard.bibtex`),
-duplicates and group ownership. Not verifiable: how the scores were made; the ground truth is public, so an oracle
-score matrix reaches R@1 = 100. Every refusal raises `SubmissionError` before anything is written.
+duplicates and group ownership. Sanity (`leaderboard.sanity`): ranks no better than chance are accepted only with
+`allow_chance`, ranks that nearly copy an entry's only with `allow_duplicate`; both are recorded and labelled. Not
+verifiable: how the scores were made; the ground truth is public, so an oracle score matrix reaches R@1 = 100. Every
+refusal raises `SubmissionError` before anything is written.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import datetime as _dt
 import getpass
 import os
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -25,9 +28,10 @@ from benchmark.runs import DIRECTIONS, POST_PROCESSING, RANK_FIELDS, RunRecord, 
 from leaderboard.arrays import ArrayFileError, HeaderCheck, member_names, read_npy, read_npz
 from leaderboard.bibtex import submitted_entry
 from leaderboard.names import check_path_name, normalize_name, skeleton
+from leaderboard.sanity import agreement, chance_test
 from leaderboard.schema import SchemaError, check_entry, check_extra, check_url
 from leaderboard.splits import ManifestError, SplitManifest, load_manifest
-from leaderboard.store import Entry, StoreError, add_entry, slugify, track_of
+from leaderboard.store import Entry, Removal, StoreError, add_entry, slugify, track_of
 
 MATRIX_KEYS = ("scores", "sim")
 LEADERBOARD_TIES = "random"
@@ -39,6 +43,10 @@ MAX_ID_CHARS = 256
 
 class SubmissionError(ValueError):
     """A refused submission; the message says exactly what is wrong. Nothing was written."""
+
+
+class SubmissionWarning(UserWarning):
+    """An accepted submission that readers should know about (chance level, near-duplicate, superseded entry)."""
 
 
 @dataclass(frozen=True)
@@ -59,6 +67,9 @@ class Submission:
     config: dict[str, Any] = field(default_factory=dict)
     submitter: str | None = None  # None: $TVBENCH_SUBMITTER, else the login name
     maintainer_join: bool = False  # a maintainer adds this run to a group that another submitter owns
+    allow_chance: bool = False  # accept ranks no better than chance (labelled chance-level)
+    allow_duplicate: bool = False  # accept ranks that nearly copy an existing entry's (labelled near-duplicate)
+    supersedes: str | None = None  # id or name of the submitter's own entry that this one replaces (it is removed)
 
 
 def default_submitter() -> str:
@@ -263,23 +274,58 @@ def _from_run(path: Path, meta: Submission, manifest: SplitManifest) -> RunRecor
     return replace(record, protocol=protocol, metrics=metrics, ranks=dict(ranks), extra=extra, seed=seed)
 
 
-def _same_ranks(a: RunRecord, b: RunRecord) -> bool:
-    return all(
-        np.array_equal(getattr(a.ranks[d], f), getattr(b.ranks[d], f)) for d in DIRECTIONS for f in RANK_FIELDS
-    )
-
-
-def _same_run(a: RunRecord, b: RunRecord) -> bool:
-    """Identical per-query ranks are a resubmission, unless both are reproduced run directories of different
-    methods, configs or seeds (small test sets can make two genuinely different runs rank every query alike). A
-    score matrix never gets that benefit of the doubt: its method is only the name its submitter chose."""
+def _distinct_runs(a: RunRecord, b: RunRecord) -> bool:
+    """Reproduced run directories of different methods, configs or seeds: alike ranks are no sign of a copy (small
+    test sets can make genuinely different runs rank every query alike). A score matrix never gets that benefit of
+    the doubt: its method is only the name its submitter chose."""
     reproduced = all(
         r.extra["leaderboard"]["kind"] == "reproduced" and r.extra["leaderboard"].get("source") == "run directory"
         for r in (a, b)
     )
-    if reproduced and (a.method, a.config, a.seed) != (b.method, b.config, b.seed):
-        return False
-    return _same_ranks(a, b)
+    return reproduced and (a.method, a.config, a.seed) != (b.method, b.config, b.seed)
+
+
+def _near_duplicates(record: RunRecord, others: list[Entry], allow: bool) -> list[str]:
+    """Names of the entries whose ranks `record` nearly copies; an identical copy is always refused, a near one
+    unless `allow` (then it is labelled). Entries of another split version are not comparable and are skipped."""
+    near = []
+    for entry in others:
+        if entry.record.fingerprint != record.fingerprint or _distinct_runs(entry.record, record):
+            continue
+        alike = agreement(entry.record.ranks, record.ranks)
+        if alike.identical:
+            raise SubmissionError(
+                f"Duplicate: the per-query ranks are identical to those of entry `{entry.name}` ({entry.path}); "
+                "the same run cannot be submitted twice (to replace your own entry, use --supersedes)."
+            )
+        if alike.near_duplicate and not allow:
+            raise SubmissionError(
+                f"Near-duplicate: the per-query ranks agree with those of entry `{entry.name}` ({entry.path}) on "
+                f"{alike.observed:.1%} of queries (Cohen's kappa {alike.kappa:.2f}). To replace your own entry use "
+                "--supersedes; if this is a distinct system, resubmit with --allow-duplicate and it is labelled "
+                "near-duplicate in every table."
+            )
+        if alike.near_duplicate:
+            near.append(entry.name)
+    return near
+
+
+def _superseded(meta: dict[str, Any], target_id: str | None, existing: list[Entry]) -> Entry | None:
+    """The entry that a submission replaces (its submitter's own), or None."""
+    if target_id is None:
+        return None
+    target = next((e for e in existing if e.id == target_id), None)
+    if target is None:
+        known = ", ".join(e.id for e in existing) or "none"
+        raise SubmissionError(f"--supersedes: no valid entry `{target_id}` on this benchmark (entries: {known}).")
+    owner = target.meta.get("submitter")
+    if owner != meta["submitter"]:
+        raise SubmissionError(
+            f"--supersedes: entry `{target.name}` was submitted by {owner or 'an unrecorded submitter'}, not "
+            f"{meta['submitter']}; only its submitter replaces it (a maintainer removes it with "
+            "`tvbench leaderboard remove`)."
+        )
+    return target
 
 
 def _system(meta: dict[str, Any]) -> str:
@@ -305,30 +351,31 @@ def _group_owner(meta: dict[str, Any], members: list[Entry], maintainer: bool) -
     return block
 
 
-def _admit(record: RunRecord, entry_id: str, maintainer: bool) -> Callable[[list[Entry]], RunRecord]:
+def _admit(
+    record: RunRecord, entry_id: str, meta_in: Submission, target_id: str | None
+) -> Callable[[list[Entry]], RunRecord]:
     """The store check of a new entry against the entries of its benchmark: no look-alike name, no row it would join
-    without owning it, no identical run, no BibTeX key that means another paper. Returns the record to write."""
+    without owning it, no identical run, no near-copy unless allowed, no BibTeX key that means another paper, and
+    only one's own entry superseded. An entry being superseded is left out of the checks that compare with it.
+    Returns the record to write."""
     meta = record.extra["leaderboard"]
 
     def admit(existing: list[Entry]) -> RunRecord:
-        for entry in existing:
+        target = _superseded(meta, target_id, existing)
+        others = [e for e in existing if e is not target]
+        for entry in others:
             if entry.id == entry_id or skeleton(entry.name) == skeleton(meta["name"]):
                 raise SubmissionError(f"Duplicate: an entry named `{entry.name}` already exists ({entry.path}); "
                                       "choose another --name.")
         members = [e for e in existing if e.meta.get("group") == meta["group"]] if meta["group"] else []
-        for entry in existing:
+        for entry in others:
             joins = entry.id in {e.id for e in members}
             if not joins and skeleton(_system(entry.meta)) == skeleton(_system(meta)):
                 raise SubmissionError(
                     f"`{_system(meta)}` looks like the existing row `{_system(entry.meta)}` ({entry.path}); "
                     "choose a distinct --name or --group."
                 )
-        for entry in existing:
-            if _same_run(entry.record, record):
-                raise SubmissionError(
-                    f"Duplicate: the per-query ranks are identical to those of entry `{entry.name}` ({entry.path}); "
-                    "the same run cannot be submitted twice."
-                )
+        near = _near_duplicates(record, others, meta_in.allow_duplicate)
         track = track_of(record.protocol["post_processing"])
         other_track = next((e for e in members if e.track != track), None)
         if other_track is not None:
@@ -337,12 +384,16 @@ def _admit(record: RunRecord, entry_id: str, maintainer: bool) -> Callable[[list
                 "cannot join it. Use another --group for post-processed runs."
             )
         key = meta["bibtex"] and submitted_entry(meta["bibtex"]).key
-        for entry in existing:
+        for entry in others:
             other = entry.meta.get("bibtex")
             if key and other and submitted_entry(other).key == key and other != meta["bibtex"]:
                 raise SubmissionError(f"The BibTeX key `{key}` already cites another paper (entry `{entry.name}`); "
                                       "choose another key.")
-        block = _group_owner(meta, members, maintainer) if meta["group"] else meta
+        block = _group_owner(meta, members, meta_in.maintainer_join) if meta["group"] else dict(meta)
+        if near:
+            block["near_duplicate_of"] = near
+        if target is not None:
+            block["supersedes"] = target.name
         return replace(record, extra={**record.extra, "leaderboard": block})
 
     return admit
@@ -361,6 +412,18 @@ def prepare(path: str | Path, meta: Submission, root: str | Path | None = None) 
         record = _from_matrix(path, meta, manifest)
     else:
         raise SubmissionError(f"{path}: no such file or directory.")
+    chance = chance_test(record.ranks["t2v"], manifest.text_to_video, len(manifest.video_ids))
+    if chance.at_chance and not meta.allow_chance:
+        raise SubmissionError(
+            f"{path}: the ranks are indistinguishable from chance ({chance.describe()}). If the rows and columns may "
+            f"be out of order, compare them with `tvbench leaderboard order {manifest.benchmark}` (a .npz with "
+            "`text_ids` / `video_ids` has its order checked). If a chance-level entry is intended (a baseline), "
+            "resubmit with --allow-chance; it is labelled chance-level in every table."
+        )
+    block = {**record.extra["leaderboard"], "chance_p": chance.p}
+    if chance.at_chance:
+        block["chance_level"] = True
+    record = replace(record, extra={**record.extra, "leaderboard": block})
     try:
         check_entry(record)
     except SchemaError as err:
@@ -368,11 +431,42 @@ def prepare(path: str | Path, meta: Submission, root: str | Path | None = None) 
     return record
 
 
+def notes(block: dict[str, Any]) -> list[str]:
+    """What readers of an accepted entry should know: chance level, near-duplicate, the entry it replaced."""
+    name = block["name"]
+    out = []
+    if block.get("chance_level"):
+        out.append(f"`{name}` is no better than chance (p = {block['chance_p']:.2g}); it is labelled chance-level.")
+    if block.get("near_duplicate_of"):
+        others = ", ".join(f"`{n}`" for n in block["near_duplicate_of"])
+        out.append(f"`{name}` nearly copies the ranks of {others}; it is labelled near-duplicate.")
+    if block.get("supersedes"):
+        out.append(f"`{name}` supersedes `{block['supersedes']}`, which was removed (its record is kept under "
+                   "removed/).")
+    return out
+
+
 def submit(path: str | Path, meta: Submission, root: str | Path | None = None) -> Path:
-    """Validate and recompute a submission, then add it to the store atomically; returns the entry folder."""
+    """Validate and recompute a submission, then add it to the store atomically; returns the entry folder. Notes
+    on an accepted entry (see `notes`) are issued as `SubmissionWarning`s."""
     record = prepare(path, meta, root)
-    entry_id = slugify(record.extra["leaderboard"]["name"])
+    block = record.extra["leaderboard"]
+    entry_id = slugify(block["name"])
+    target_id = None if meta.supersedes is None else _entry_id(meta.supersedes)
+    removal = None if target_id is None else Removal(
+        target_id, f"superseded by `{block['name']}`", block["submitter"], superseded_by=block["name"])
     try:
-        return add_entry(record.benchmark, entry_id, _admit(record, entry_id, meta.maintainer_join), root)
+        path = add_entry(record.benchmark, entry_id, _admit(record, entry_id, meta, target_id), root, removal)
     except StoreError as err:
         raise SubmissionError(str(err)) from err
+    for note in notes(load_run(path).extra["leaderboard"]):
+        warnings.warn(note, SubmissionWarning, stacklevel=2)
+    return path
+
+
+def _entry_id(text: str) -> str:
+    """The entry id of `--supersedes` given as an id or a display name."""
+    try:
+        return slugify(text)
+    except ValueError as err:
+        raise SubmissionError(f"--supersedes: {err}") from err

@@ -109,6 +109,7 @@ def _refusals(root: Path, tmp: Path) -> dict[str, tuple]:
     (tmp / "random.npy").write_bytes(np.random.default_rng(0).bytes(1000))
     np.save(tmp / "dup.npy", _scores(0))  # same scores as the existing entry -> identical ranks
     np.save(tmp / "ok.npy", _scores(5))
+    np.save(tmp / "shuffled.npy", _scores(5)[:, np.random.default_rng(2).permutation(N)])
     bad_run = write_run(make_record(method="m", config={}, split=_split(), result=evaluate_scores(good)), tmp / "bad")
     doc = json.loads((bad_run / "run.json").read_text())
     doc["metrics"]["t2v"]["R@1"] += 10
@@ -152,6 +153,9 @@ def _refusals(root: Path, tmp: Path) -> dict[str, tuple]:
         "bidi name": (ok, _meta("\u202emodel"), "U+202E"),
         "look-alike name": (ok, _meta("Model \u0410"), "already exists"),
         "no such file": (tmp / "absent.npy", _meta("x"), "no such file"),
+        "chance level": (tmp / "shuffled.npy", _meta("x"), "indistinguishable from chance"),
+        "supersede another's": (ok, _meta("x", supersedes="model-a", submitter="mallory"), "only its submitter"),
+        "supersede nothing": (ok, _meta("x", supersedes="nothing"), "no valid entry `nothing`"),
     }
 
 

@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -235,20 +236,22 @@ def paper_setting_costs(models: list[str], cache: Path) -> dict[str, dict]:
 
 def publish(records: dict[str, list[tuple[RunSpec, RunRecord]]], test_split: Any, root: Path) -> None:
     """Replace this study's entries on the local leaderboard with the current run records (other entries stay),
-    then render it."""
+    then render it. A run at chance level is a result of the study: it is kept, labelled chance-level on the boards."""
     from leaderboard.board import build_boards
     from leaderboard.render import write_site
     from leaderboard.splits import register_split_manifest
     from leaderboard.store import slugify
-    from leaderboard.submit import Submission, submit
+    from leaderboard.submit import Submission, SubmissionWarning, submit
 
     register_split_manifest(root, test_split)
     for model, runs in records.items():
         for spec, _ in runs:
             meta = Submission(benchmark=test_split.benchmark, name=f"{model} seed {spec.seed}", seed=spec.seed,
-                              group=model, kind="reproduced", method=model)  # fmt: skip
+                              group=model, kind="reproduced", method=model, allow_chance=True)  # fmt: skip
             shutil.rmtree(root / "entries" / test_split.benchmark / slugify(meta.name), ignore_errors=True)
-            submit(spec.record_dir, meta, root)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", SubmissionWarning)  # the label is on the boards
+                submit(spec.record_dir, meta, root)
     write_site(build_boards(root), root)
 
 
