@@ -11,8 +11,8 @@ positive pairs / mean variance on negative pairs. Section numbers (§n) refer to
 v_ab and u_abk depend on the text, so the pooling runs per pair, but nothing [pair x D] is materialised: every dot
 product with a pooled feature is a weighted sum of per-frame dots, and its norm comes from the per-video Gram matrix
 (`benchmark.engine.text_guided`). Per pair: 2TD + 2LTD + T^2 + T + LT^2 + 2LT + L^2 T multiply-adds plus X-CLIP's
-mixing at F = L (`glccl_pair_macs`: 492,956 at D=512, L=32, T=12, 2.06x X-CLIP's 238,880). The official code materialises the
-[A,B,L,D] pooled features instead: 2TD + D + 2LTD + 2LD + L^2 D + mixing = 1,032,704 per pair at the same sizes.
+mixing at F = L (`glccl_pair_macs`: 492,956 at D=512, L=32, T=12, 2.06x X-CLIP's 238,880). The official code
+materialises the [A,B,L,D] pooled features instead: 2TD + D + 2LTD + 2LD + L^2 D + mixing = 1,032,704 per pair.
 """
 
 from __future__ import annotations

@@ -192,7 +192,7 @@ def test_score_chunk_invariance(name: str, padding_masks: bool) -> None:
 
 
 def test_padding_switch_official_uses_padding_and_masked_ignores_it() -> None:
-    """Official (no masks): garbage in padded frames and token slots changes the scores; with padding_masks it does not."""
+    """Official (no masks): garbage in padded frames and token slots changes the scores; padding_masks removes it."""
     clean, dirty = make_batch(5, seed=2), make_batch(5, seed=2, garbage=True)
     for padding_masks in (False, True):
         model = tiny(padding_masks=padding_masks)
