@@ -19,7 +19,8 @@ class ContrastiveConfig(RetrievalConfig):
     nce_same_video_positives: bool = False
 
 
-def _float32(features: Features) -> Features:
+def float32_features(features: Features) -> Features:
+    """Floating-point features cast to float32 (integer masks unchanged): heads that score in full precision."""
     return {k: v.float() if v.is_floating_point() else v for k, v in features.items()}
 
 
@@ -33,6 +34,6 @@ class ContrastiveRetrieval(ClipRetrievalModel):
     def losses(self, text_feats: Features, video_feats: Features, video_ids: torch.Tensor) -> dict[str, torch.Tensor]:
         """{"nce": InfoNCE} for a batch of matching (text, video) pairs."""
         with torch.autocast(device_type=video_ids.device.type, enabled=False):
-            sim = self.score(_float32(text_feats), _float32(video_feats))
+            sim = self.score(float32_features(text_feats), float32_features(video_feats))
             positives = video_ids if self.config.nce_same_video_positives else None
             return {"nce": symmetric_infonce(sim, self.logit_scale(), positives)}

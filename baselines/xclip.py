@@ -51,7 +51,8 @@ class AOSM(nn.Module):
         n = sims.shape[-1]
         if n > self.size:
             raise ValueError(
-                f"X-CLIP AOSM got {n} entries but was built for at most {self.size}; raise max_words/max_frames."
+                f"AOSM (X-CLIP's attention over similarities) got {n} entries but was built for at most {self.size}; "
+                "raise max_words/max_frames."
             )
         with torch.autocast(device_type=sims.device.type, enabled=False):
             sims = sims.float()
@@ -60,16 +61,12 @@ class AOSM(nn.Module):
             return (sims.masked_fill(~valid, 0.0) * weights).sum(dim=-1)
 
 
-class XClipHead(nn.Module):
-    """X-CLIP's cross-grained similarity head: learnable G, A (D x D) and six AOSM mixing matrices."""
+class MultiGrainedAOSM(nn.Module):
+    """X-CLIP's attention over similarity matrices for the video-word, sentence-frame and frame-word scores: six AOSMs
+    over L words and F frames (GLCCL reuses it with its L word-guided frames, F = L)."""
 
-    def __init__(
-        self, dim: int, max_words: int, max_frames: int, temperature: float = 0.01, mask_words: bool = True
-    ) -> None:
+    def __init__(self, max_words: int, max_frames: int, temperature: float = 0.01) -> None:
         super().__init__()
-        self.mask_words = mask_words
-        self.sentence_video = nn.Parameter(torch.eye(dim))  # G
-        self.word_frame = nn.Parameter(torch.eye(dim))  # A
         self.video_word = AOSM(max_words, temperature)  # U_w
         self.sentence_frame = AOSM(max_frames, temperature)  # U_f
         self.words_per_frame = AOSM(max_words, temperature)  # U_w1: r_i over words
@@ -77,18 +74,52 @@ class XClipHead(nn.Module):
         self.frame_aggregate = AOSM(max_frames, temperature)  # U_f2: over r
         self.word_aggregate = AOSM(max_words, temperature)  # U_w2: over c
 
+    def pool(
+        self,
+        video_word: torch.Tensor,
+        sentence_frame: torch.Tensor,
+        word_frame: torch.Tensor,
+        word_valid: torch.Tensor,
+        frame_valid: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """[t,v,L] video-word, [t,v,F] sentence-frame and [t,v,L,F] word-frame similarities, with boolean validity
+        broadcastable to [t,v,L] and [t,v,F] -> the video-word, sentence-frame and frame-word scores, each [t,v]."""
+        per_frame = self.words_per_frame(word_frame.transpose(-1, -2), word_valid[..., None, :])  # r, [t,v,F]
+        per_word = self.frames_per_word(word_frame, frame_valid[..., None, :])  # c, [t,v,L]
+        return (
+            self.video_word(video_word, word_valid),
+            self.sentence_frame(sentence_frame, frame_valid),
+            0.5 * (self.frame_aggregate(per_frame, frame_valid) + self.word_aggregate(per_word, word_valid)),
+        )
+
+
+def project_text(
+    eos: torch.Tensor, states: torch.Tensor | None, sentence_matrix: torch.Tensor, word_matrix: torch.Tensor | None
+) -> Features:
+    """X-CLIP's per-text features: t̂ and t̂G from [B,D] [EOS] features; Ŵ and ŴA from [B,L,D] token states when given."""
+    text = F.normalize(eos, dim=-1)
+    feats = {"text": text, "text_g": text @ sentence_matrix}
+    if states is not None and word_matrix is not None:
+        words = F.normalize(states, dim=-1)
+        feats.update(words=words, words_a=words @ word_matrix)
+    return feats
+
+
+class XClipHead(MultiGrainedAOSM):
+    """X-CLIP's cross-grained similarity head: learnable G, A (D x D) and the six AOSM mixing matrices."""
+
+    def __init__(
+        self, dim: int, max_words: int, max_frames: int, temperature: float = 0.01, mask_words: bool = True
+    ) -> None:
+        super().__init__(max_words, max_frames, temperature)
+        self.mask_words = mask_words
+        self.sentence_video = nn.Parameter(torch.eye(dim))  # G
+        self.word_frame = nn.Parameter(torch.eye(dim))  # A
+
     def prepare_text(self, eos: torch.Tensor, states: torch.Tensor, mask: torch.Tensor) -> Features:
         """[B,D] [EOS], [B,L,D] token states, [B,L] mask -> t̂, t̂G, Ŵ, ŴA and the word mask used by the score."""
-        text = F.normalize(eos, dim=-1)
-        words = F.normalize(states, dim=-1)
         word_mask = mask if self.mask_words else torch.ones_like(mask)
-        return {
-            "text": text,
-            "text_g": text @ self.sentence_video,
-            "words": words,
-            "words_a": words @ self.word_frame,
-            "word_mask": word_mask,
-        }
+        return {**project_text(eos, states, self.sentence_video, self.word_frame), "word_mask": word_mask}
 
     def prepare_video(self, temporal_frames: torch.Tensor, frames: torch.Tensor, frame_mask: torch.Tensor) -> Features:
         """seqTransf frames -> v̄ (mean pooled); original CLIP frames -> H (normalised); plus the frame mask."""
@@ -101,15 +132,14 @@ class XClipHead(nn.Module):
     def score(self, text_feats: Features, video_feats: Features) -> torch.Tensor:
         """[n_text, n_video] mean of the four X-CLIP similarities (unscaled; the loss applies λ_s)."""
         words, frames, video = text_feats["words"], video_feats["frames"], video_feats["video"]
-        word_valid = text_feats["word_mask"].bool()[:, None, :]  # [t,1,L]
-        frame_valid = video_feats["frame_mask"].bool()[None, :, :]  # [1,v,T]
         video_sentence = text_feats["text_g"] @ video.t()
-        video_word = self.video_word(torch.einsum("tld,vd->tvl", words, video), word_valid)
-        sentence_frame = self.sentence_frame(torch.einsum("td,vfd->tvf", text_feats["text"], frames), frame_valid)
-        fine = torch.einsum("tld,vfd->tvlf", text_feats["words_a"], frames)  # M per pair, [t,v,L,T]
-        per_frame = self.words_per_frame(fine.transpose(-1, -2), word_valid[..., None, :])  # r, [t,v,T]
-        per_word = self.frames_per_word(fine, frame_valid[..., None, :])  # c, [t,v,L]
-        frame_word = 0.5 * (self.frame_aggregate(per_frame, frame_valid) + self.word_aggregate(per_word, word_valid))
+        video_word, sentence_frame, frame_word = self.pool(
+            torch.einsum("tld,vd->tvl", words, video),
+            torch.einsum("td,vfd->tvf", text_feats["text"], frames),
+            torch.einsum("tld,vfd->tvlf", text_feats["words_a"], frames),  # M per pair, [t,v,L,T]
+            text_feats["word_mask"].bool()[:, None, :],
+            video_feats["frame_mask"].bool()[None, :, :],
+        )
         return (video_sentence + video_word + sentence_frame + frame_word) / 4
 
 

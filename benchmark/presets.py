@@ -1,7 +1,7 @@
 """Presets are data: one JSON file per (benchmark, backbone) recipe, merged with per-model overrides into a run config.
 
 Merge order of a model's config: registry defaults <- the preset's backbone <- the preset's "models" entries whose
-fnmatch pattern matches the model name (in file order) <- the method package's `<package>/presets/<preset>.json`
+fnmatch pattern matches the model name (in file order) <- the method's recipe file (`package_preset_path`)
 "model" section <- command-line ``--set key=value``. Training fields merge the same way: preset "training" <- the
 "train" dict inside matching "models" entries <- package file "train" <- ``--set``.
 """
@@ -164,10 +164,16 @@ def parse_sets(sets: list[str] | tuple[str, ...]) -> dict[str, Any]:
 
 
 def package_preset_path(model_name: str, preset_name: str) -> Path:
-    """`<top-level package of the model class>/presets/<preset>.json` (it may not exist)."""
-    package = model_spec(model_name).cls.__module__.split(".")[0]
-    module = importlib.import_module(package)
-    return Path(module.__file__).parent / "presets" / f"{preset_name}.json"
+    """The method recipe file of a model defined in `<package>.<module>` (it may not exist).
+
+    `<package>/presets/<module>/<preset>.json` when that folder exists (a package of several methods, e.g.
+    `baselines/presets/glccl/`), else `<package>/presets/<preset>.json` (a one-method package such as `glscl`).
+    """
+    package, *modules = model_spec(model_name).cls.__module__.split(".")
+    folder = Path(importlib.import_module(package).__file__).parent / "presets"
+    if modules and (folder / modules[-1]).is_dir():
+        folder = folder / modules[-1]
+    return folder / f"{preset_name}.json"
 
 
 def _package_preset(model_name: str, preset_name: str) -> tuple[dict[str, Any], dict[str, Any], Path | None]:

@@ -3,7 +3,8 @@
 Pure tensors in and out. Quirk numbers (#n) refer to `glscl_official_code.md` §8; the defaults reproduce the official
 code (zchoi/GLSCL@06979f8). Pairwise functions never build an [A,B,T,D] or [A,B,D] tensor: the text-conditioned video
 feature v_ab = sum_i w_abi f_bi enters Sim1 only through <t_a, v_ab> = sum_i w_abi <t_a, f_bi> and
-|v_ab|^2 = w_ab^T (F_b F_b^T) w_ab, so the largest intermediate is the [A,B,T] weight tensor.
+|v_ab|^2 = w_ab^T (F_b F_b^T) w_ab (`benchmark.engine.text_guided`), so the largest intermediate is the [A,B,T] weight
+tensor.
 """
 
 from __future__ import annotations
@@ -13,15 +14,12 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
+from benchmark.engine.text_guided import frame_gram, pooled_sq_norms, text_guided_weights
+
 GimMask = Literal["after-softmax", "before-softmax"]
 IclNorm = Literal["queries", "batch"]
 
 _EPS = 1e-12  # F.normalize's epsilon: norms are floored at it
-
-
-def frame_gram(frames: torch.Tensor) -> torch.Tensor:
-    """[B,T,D] frame features -> [B,T,T] Gram matrices F_b F_b^T (per-video work, precomputable once per video)."""
-    return frames @ frames.transpose(1, 2)
 
 
 def gim_weights(
@@ -39,12 +37,7 @@ def gim_weights(
     """
     if mask not in ("after-softmax", "before-softmax"):
         raise ValueError(f"mask must be 'after-softmax' or 'before-softmax', got {mask!r}.")
-    valid = frame_mask.to(torch.bool)
-    dots = torch.einsum("ad,btd->abt", text_eos, frames)
-    logits = dots / temp
-    if mask == "before-softmax":
-        logits = logits.masked_fill(~valid, torch.finfo(logits.dtype).min)
-    return logits.softmax(dim=-1) * valid.to(logits.dtype), dots
+    return text_guided_weights(text_eos, frames, frame_mask, temp, mask)
 
 
 def global_interaction(
@@ -62,8 +55,7 @@ def global_interaction(
     weights, dots = gim_weights(text_eos, frames, frame_mask, temp, mask)
     gram = frame_gram(frames) if gram is None else gram
     numerator = (weights * dots).sum(dim=-1)  # <t_a, v_ab>
-    v_sq = (torch.einsum("abi,bij->abj", weights, gram) * weights).sum(dim=-1)  # |v_ab|^2
-    v_norm = v_sq.clamp_min(_EPS * _EPS).sqrt()
+    v_norm = pooled_sq_norms(weights, gram).clamp_min(_EPS * _EPS).sqrt()  # |v_ab|
     t_norm = text_eos.norm(dim=-1).clamp_min(_EPS)
     return numerator / (t_norm[:, None] * v_norm)
 

@@ -15,10 +15,10 @@ import torch
 from benchmark.engine.clip_model import ClipRetrievalModel, RetrievalConfig
 from benchmark.engine.losses import symmetric_infonce
 from benchmark.engine.temporal import SeqTransf
+from benchmark.engine.text_guided import frame_gram
 from benchmark.registry import register_model
 from benchmark.retrieval_model import Features
 from glscl.functional import (
-    frame_gram,
     global_interaction,
     inter_consistency_loss,
     intra_diversity_loss,
