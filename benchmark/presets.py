@@ -19,7 +19,7 @@ from typing import Any
 from benchmark.registry import config_to_json, model_spec
 
 PRESET_DIR = Path(__file__).parent / "presets"
-SECTIONS = ("name", "benchmark", "data", "video", "text", "training", "eval", "backbone", "models", "notes")
+SECTIONS = ("name", "benchmark", "data", "video", "text", "training", "eval", "backbone", "models", "study", "notes")
 
 
 @dataclass(frozen=True)
@@ -81,6 +81,7 @@ class Preset:
     models: dict[str, dict[str, Any]]
     notes: dict[str, str] = field(default_factory=dict)
     path: Path | None = None
+    study: dict[str, Any] = field(default_factory=dict)  # the study design and its overrides (benchmark.study.design)
 
     @property
     def train_split(self) -> str:
@@ -144,6 +145,7 @@ def load_preset(name: str | Path) -> Preset:
         models=raw.get("models", {}),
         notes=raw.get("notes", {}),
         path=path,
+        study=raw.get("study", {}),
     )
     preset.train_config()  # validate now, not at the end of a long run
     return preset

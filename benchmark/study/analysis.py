@@ -1,198 +1,391 @@
-"""The research question's analysis: what removing GLSCL's auxiliary losses (ICL, IDL) does to retrieval.
+"""Seed-aware statistics of the study: training seeds and test queries as two crossed random factors.
 
-A functional core over run records grouped by variant (several seeds each): per-variant summaries with seed spread
-and query-bootstrap intervals, paired ablation-vs-full effects with randomization tests and Holm correction, a
-per-subset breakdown, and a plain-words answer derived from those numbers (never written by hand).
+Functional core on arrays `[seeds, queries]` of per-query values (one row per training seed, paired by seed index
+across models; one column per test query in split order). A question about a training recipe ("does training with
+ICL help?") is answered over both sources of variance: a new seed trains a different model, a new query set tests it
+differently. Everything here takes arrays and returns numbers:
+
+- `variance_components`: method-of-moments estimates of the seed, query and residual variances of a two-way crossed
+  random-effects model d[s, q] = mu + a_s + b_q + e_sq (Searle, Casella & McCulloch 1992, ch. 4), negative estimates
+  set to 0;
+- `seed_aware` / `query_only` / `seed_level`: the estimate of mu with its standard error and (Satterthwaite)
+  degrees of freedom, including seeds and queries, queries only (seeds fixed), or seeds only (queries fixed);
+- `Estimate`: t-based p-value and interval, the two one-sided tests of equivalence (TOST, Schuirmann 1987) against
+  a margin and the opposite test that the effect is at least the margin;
+- `minimum_detectable_effect` / `seeds_needed`: power analysis from the variance components (noncentral t);
+- `bootstrap_contrasts`: the two-level bootstrap (resample seeds, then query units) of linear contrasts of models,
+  beside the query-only bootstrap (seeds fixed) from the same query draws;
+- `factorial_weights`: the main effects and interactions of a 2^k design of removed loss terms.
+
+Sampling units (`clusters`): a video with all its captions where several texts share a video (MSVD), otherwise one
+query. Every random procedure takes a seed.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping, Sequence
+import math
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from itertools import combinations
 
 import numpy as np
+from scipy import optimize
+from scipy import stats as sps
 
-from benchmark.metrics import METRICS
-from benchmark.runs import DIRECTIONS, RunRecord
-from leaderboard.stats import (
-    StatsSettings,
-    average_over_seeds,
-    holm,
-    intervals,
-    metric_value,
-    paired_difference_ci,
-    paired_randomization_test,
-    query_values,
-    seed_spread,
-)
+from leaderboard.stats import statistic
 
-FULL = "glscl"
-ABLATIONS: dict[str, str] = {
-    "glscl-no-icl": "ICL removed",
-    "glscl-no-idl": "IDL removed",
-    "glscl-no-aux": "ICL and IDL removed",
-    "glscl-global-only": "local module removed (control)",
-}
-PRIMARY = ("t2v", "R@1")
-METRIC_NAMES = tuple(METRICS)
-Values = dict[str, dict[str, np.ndarray]]  # direction -> metric -> per-query values
+# Budget of resampled elements held in memory at once (resamples x queries).
+_BATCH_ELEMENTS = 2_000_000
+# Planning stops looking for a number of seeds beyond this many.
+MAX_PLANNED_SEEDS = 1000
+
+
+def _as_seeds(values: np.ndarray) -> np.ndarray:
+    x = np.asarray(values, dtype=np.float64)
+    if x.ndim == 1:
+        x = x[None, :]
+    if x.ndim != 2 or 0 in x.shape:
+        raise ValueError(f"Per-query values must be [seeds, queries] and non-empty; got shape {x.shape}.")
+    return x
+
+
+def unit_labels(clusters: np.ndarray | Sequence[int] | None, n: int) -> np.ndarray:
+    """Sampling unit (0..G-1) of each of `n` queries: `clusters` relabelled densely, or one unit per query (None)."""
+    if clusters is None:
+        return np.arange(n, dtype=np.int64)
+    labels = np.asarray(clusters)
+    if labels.shape != (n,):
+        raise ValueError(f"`clusters` needs one label per query ({n}); got shape {labels.shape}.")
+    return np.unique(labels, return_inverse=True)[1].astype(np.int64).reshape(n)
+
+
+def unit_values(values: np.ndarray, clusters: np.ndarray | Sequence[int] | None = None) -> np.ndarray:
+    """[seeds, units]: each unit's summed values scaled by units/queries, so the mean over units is the mean over
+    queries (the linearisation of a cluster mean); the values themselves when every query is its own unit."""
+    x = _as_seeds(values)
+    labels = unit_labels(clusters, x.shape[1])
+    n_units = int(labels.max()) + 1
+    if n_units == x.shape[1]:
+        return x
+    sums = np.stack([np.bincount(labels, weights=row, minlength=n_units) for row in x])
+    return sums * n_units / x.shape[1]
 
 
 @dataclass(frozen=True)
-class Variant:
-    """One method/config evaluated with one or more seeds on the same split."""
+class Components:
+    """Variance components of d[s, u] = mu + a_s + b_u + e_su with their mean squares and degrees of freedom.
 
-    name: str
-    records: tuple[RunRecord, ...]
+    `seed` and `residual` are None with one seed (training variance cannot be estimated); `unit` then holds the
+    whole variance between units.
+    """
 
-    @property
-    def seeds(self) -> list[int | None]:
-        return [r.seed for r in self.records]
+    seed: float | None
+    unit: float
+    residual: float | None
+    n_seeds: int
+    n_units: int
+    ms_seed: float | None
+    ms_unit: float
+    ms_residual: float | None
 
-    def values(self, ties: str) -> Values:
-        """Per-query values averaged over seeds (the unit every test uses)."""
-        return {d: average_over_seeds([query_values(r.ranks[d], ties) for r in self.records]) for d in DIRECTIONS}
-
-
-def check_same_split(variants: Sequence[Variant]) -> None:
-    """Refuse to compare runs evaluated on different splits (fingerprints) or under different protocols."""
-    seen = {(r.fingerprint, r.protocol["ties"], r.protocol["v2t"]) for v in variants for r in v.records}
-    if len(seen) > 1:
-        raise ValueError(f"The runs were evaluated on different splits or protocols: {sorted(seen)}.")
-
-
-def summarize_variant(variant: Variant, settings: StatsSettings) -> dict[str, Any]:
-    """Mean and sd over seeds of every metric, and the query-bootstrap interval of the seed-averaged values."""
-    values = variant.values(settings.ties)
-    row: dict[str, Any] = {"name": variant.name, "seeds": variant.seeds}
-    for d in DIRECTIONS:
-        mean, sd = seed_spread([r.metrics[d] for r in variant.records])
-        row[d] = {"mean": mean, "sd": sd, "ci": intervals(values[d], settings)}
-    return row
+    def to_dict(self) -> dict[str, float | int | None]:
+        return {"seed": self.seed, "query": self.unit, "residual": self.residual, "n_seeds": self.n_seeds,
+                "n_units": self.n_units}  # fmt: skip
 
 
-def ablation_effects(
-    variants: Mapping[str, Variant],
-    settings: StatsSettings,
-    full: str = FULL,
-    ablations: Sequence[str] = tuple(ABLATIONS),
-) -> list[dict[str, Any]]:
-    """Every (ablation - full) difference per direction and metric on seed-averaged per-query values, with its paired
-    bootstrap interval, the paired randomization p-value and the Holm-adjusted p over the whole family (all rows)."""
-    base = variants[full].values(settings.ties)
-    rows = []
-    for name in ablations:
-        if name not in variants:
-            continue
-        other = variants[name].values(settings.ties)
-        for d in DIRECTIONS:
-            for m in METRIC_NAMES:
-                a, b = other[d][m], base[d][m]
-                value_a, value_b = metric_value(m, a), metric_value(m, b)
-                rows.append({
-                    "ablation": name, "direction": d, "metric": m, "value_full": value_b, "value_ablation": value_a,
-                    "diff": value_a - value_b,
-                    "diff_ci": list(paired_difference_ci(a, b, m, n_resamples=settings.n_resamples,
-                                                         seed=settings.seed, confidence=settings.confidence)),
-                    "p": paired_randomization_test(a, b, m, n_resamples=settings.n_resamples, seed=settings.seed),
-                    "higher_is_better": METRICS[m].higher_is_better,
-                })  # fmt: skip
-    for row, adjusted in zip(rows, holm([r["p"] for r in rows])):
-        row["p_holm"] = float(adjusted)
-        row["significant"] = row["p_holm"] < settings.alpha
-    return rows
+def variance_components(d: np.ndarray) -> Components:
+    """Method-of-moments (ANOVA) estimates for a two-way crossed random-effects model without replication.
+
+    E[MS_seed] = s2_e + U s2_a, E[MS_unit] = s2_e + S s2_b, E[MS_res] = s2_e; negative estimates are set to 0.
+    """
+    x = _as_seeds(d)
+    n_seeds, n_units = x.shape
+    if n_units < 2:
+        raise ValueError("Variance components need at least two query units.")
+    seed_means, unit_means, grand = x.mean(axis=1), x.mean(axis=0), x.mean()
+    ms_unit = float(n_seeds * np.var(unit_means, ddof=1))
+    if n_seeds < 2:
+        return Components(None, ms_unit, None, 1, n_units, None, ms_unit, None)
+    ms_seed = float(n_units * np.var(seed_means, ddof=1))
+    residuals = x - seed_means[:, None] - unit_means[None, :] + grand
+    ms_res = float(np.sum(residuals**2) / ((n_seeds - 1) * (n_units - 1)))
+    return Components(
+        seed=max(0.0, (ms_seed - ms_res) / n_units), unit=max(0.0, (ms_unit - ms_res) / n_seeds), residual=ms_res,
+        n_seeds=n_seeds, n_units=n_units, ms_seed=ms_seed, ms_unit=ms_unit, ms_residual=ms_res,
+    )  # fmt: skip
 
 
-def subset_breakdown(
-    variants: Mapping[str, Variant], subsets: Mapping[str, np.ndarray], settings: StatsSettings
-) -> list[dict[str, Any]]:
-    """t2v R@1 (mean over seeds) of every variant on each subset of the test queries (boolean masks)."""
-    rows = []
-    for name, variant in variants.items():
-        hits = variant.values(settings.ties)["t2v"]["R@1"]
-        rows.append({"name": name, **{s: float(hits[mask].mean()) for s, mask in subsets.items() if mask.any()}})
-    return rows
+def _satterthwaite(terms: Sequence[tuple[float, float, float]]) -> tuple[float, float]:
+    """Variance sum(c * ms) and its Satterthwaite (1946) degrees of freedom from (coefficient, ms, df) terms."""
+    total = sum(c * ms for c, ms, _ in terms)
+    denominator = sum((c * ms) ** 2 / df for c, ms, df in terms if df > 0)
+    df = total**2 / denominator if denominator > 0 else math.inf
+    return total, df
 
 
-def synthvtt_subsets(data_root: str | Path, video_ids: Sequence[str]) -> dict[str, np.ndarray]:
-    """Masks over test queries (given their video ids) by SynthVTT scene kind, and queries in a reversed pair."""
-    scenes = json.loads((Path(data_root) / "synthvtt_scenes.json").read_text(encoding="utf-8"))["videos"]
-    kinds = np.array([scenes[v]["kind"] for v in video_ids])
-    reversed_pair = {v for v, s in scenes.items() if s["twin"] == "reverse"}
-    reversed_pair |= {scenes[v]["twin_of"] for v in reversed_pair}
-    masks = {f"kind: {k}": kinds == k for k in ("single", "two-phase", "two-object")}
-    masks["in a reversed twin pair"] = np.array([v in reversed_pair for v in video_ids])
-    masks["all"] = np.ones(len(video_ids), dtype=bool)
-    return masks
+@dataclass(frozen=True)
+class Estimate:
+    """A difference (or level) with its standard error, degrees of freedom and the variance it includes."""
+
+    value: float
+    se: float
+    df: float
+    variance: str
+
+    def _t(self, shift: float = 0.0) -> float:
+        if self.se > 0:
+            return (self.value - shift) / self.se
+        return 0.0 if self.value == shift else math.copysign(math.inf, self.value - shift)
+
+    def p(self) -> float:
+        """Two-sided t-test of value = 0."""
+        return float(min(1.0, 2 * sps.t.sf(abs(self._t()), self.df)))
+
+    def ci(self, confidence: float = 0.95) -> tuple[float, float]:
+        """Two-sided t interval."""
+        half = sps.t.ppf(0.5 + confidence / 2, self.df) * self.se
+        return float(self.value - half), float(self.value + half)
+
+    def tost(self, margin: float) -> float:
+        """Two one-sided tests, H0: |effect| >= margin; p < alpha means 'smaller than margin' (Schuirmann 1987).
+
+        Equivalent to the (1 - 2 alpha) interval lying inside (-margin, +margin).
+        """
+        above_lower = sps.t.sf(self._t(-margin), self.df)  # H0: effect <= -margin
+        below_upper = sps.t.cdf(self._t(margin), self.df)  # H0: effect >= +margin
+        return float(max(above_lower, below_upper))
+
+    def beyond(self, margin: float) -> float:
+        """Two-sided test of H0: |effect| <= margin; p < alpha means 'at least margin' (the 1 - alpha interval lies
+        outside [-margin, +margin])."""
+        upper = sps.t.sf(self._t(margin), self.df)  # evidence that effect > +margin
+        lower = sps.t.cdf(self._t(-margin), self.df)  # evidence that effect < -margin
+        return float(min(1.0, 2 * min(upper, lower)))
+
+    def to_dict(self, confidence: float = 0.95) -> dict[str, float | str | list[float]]:
+        return {"se": self.se, "df": self.df, "ci": list(self.ci(confidence)), "p": self.p(),
+                "variance": self.variance}  # fmt: skip
 
 
-def _effect_sentence(row: dict[str, Any], label: str, settings: StatsSettings) -> str:
-    d, (low, high), p = row["diff"], row["diff_ci"], row["p_holm"]
-    unit = "points" if row["metric"].startswith("R@") else "ranks"
-    where = f"{row['direction']} {row['metric']}"
-    span = (f"{d:+.2f} {unit}, unadjusted {settings.confidence:.0%} CI [{low:+.2f}, {high:+.2f}], "
-            f"Holm-adjusted p = {p:.3g}")
-    if row["significant"]:
-        worse = d < 0 if row["higher_is_better"] else d > 0
-        return f"{label}: {'worse' if worse else 'better'} {where} than full GLSCL ({span}); significant at " \
-               f"{settings.alpha} after Holm."
-    return (f"{label}: no significant change in {where} after Holm ({span}); the interval (not adjusted for the "
-            "multiple comparisons) shows the effect sizes the data are compatible with.")
+SEEDS_AND_QUERIES = ("seeds + queries (crossed random effects, components truncated at 0, so never narrower than the "
+                     "paired t-test over seeds or the query-only test)")
+QUERIES_ONLY = "queries only (seeds fixed: t-test over query units of the seed-averaged values)"
+SEEDS_ONLY = "seeds only (queries fixed: t-test over per-seed values)"
 
 
-def _significant(effects: Sequence[dict[str, Any]], ablation: str) -> list[dict[str, Any]]:
-    return [r for r in effects if r["ablation"] == ablation and r["significant"]]
+def seed_aware(d: np.ndarray, clusters: np.ndarray | Sequence[int] | None = None) -> Estimate | None:
+    """Mean of d[seeds, queries] with seeds and query units both random; None with one seed.
+
+    Var(mean) = s2_a/S + s2_b/U + s2_e/(SU) with the components truncated at 0, i.e. max(MS_seed + MS_unit - MS_res,
+    MS_seed, MS_unit)/(SU): never below the paired t-test over seeds (MS_seed) nor the query-only test (MS_unit).
+    Degrees of freedom: those of the chosen mean square (S - 1, U - 1) or Satterthwaite's for the combination,
+    rounded down; 1 with two seeds. In simulation (tests/test_study_analysis.py) it holds a 5% level within about
+    one point with 3 or more seeds, where the query-only test rejects a true null about half the time.
+    """
+    x = unit_values(d, clusters)
+    c = variance_components(x)
+    if c.seed is None or c.ms_seed is None or c.ms_residual is None:
+        return None
+    se, df = _standard_error(c.ms_seed, c.ms_unit, c.ms_residual, c.n_seeds, c.n_units)
+    return Estimate(float(x.mean()), se, df, SEEDS_AND_QUERIES)
 
 
-def _listing(rows: Sequence[dict[str, Any]]) -> str:
-    return ", ".join(f"{r['direction']} {r['metric']} {r['diff']:+.2f}" for r in rows)
+def _standard_error(
+    ms_seed: float, ms_unit: float, ms_residual: float, n_seeds: int, n_units: int
+) -> tuple[float, float]:
+    """Standard error of the grand mean and its degrees of freedom (see `seed_aware`) from the mean squares."""
+    s, u = n_seeds, n_units
+    combined = _satterthwaite([(1.0, ms_seed, s - 1), (1.0, ms_unit, u - 1), (-1.0, ms_residual, (s - 1) * (u - 1))])
+    variance, df = max([(ms_seed, s - 1), (ms_unit, u - 1), combined], key=lambda t: t[0])  # ties: the first
+    df = 1 if s == 2 else df if math.isinf(df) else math.floor(df)
+    return math.sqrt(max(variance, 0.0) / (s * u)), df
 
 
-def _control_lines(effects: Sequence[dict[str, Any]]) -> list[str]:
-    """What the global-only control says about the no-aux result, on every metric of the Holm family."""
-    aux, control = _significant(effects, "glscl-no-aux"), _significant(effects, "glscl-global-only")
-    if not any(r["ablation"] == "glscl-global-only" for r in effects):
-        return []
-    if aux and not control:
-        same = {(r["direction"], r["metric"]) for r in aux}
-        mirror = [r for r in effects if r["ablation"] == "glscl-global-only" and (r["direction"], r["metric"]) in same]
-        return [f"Removing both auxiliary losses significantly worsens or changes {_listing(aux)}; removing the whole "
-                f"local module changes no metric significantly (on the same metrics: {_listing(mirror)}). So ICL and "
-                "IDL are not inert here, but the data do not establish that the local branch itself helps, since "
-                "removing it is not significantly worse."]  # fmt: skip
-    if control and not aux:
-        return [f"The local module matters (removing it changes {_listing(control)}) while removing the auxiliary "
-                "losses changes nothing significantly: ICL and IDL add nothing detectable on top of a local branch "
-                "trained by the retrieval loss alone."]  # fmt: skip
-    if not control and not aux:
-        return ["Neither removing the auxiliary losses nor removing the local module changes any metric "
-                "significantly, so 'the auxiliary losses do nothing' cannot be told apart from 'the local branch "
-                "does nothing' here; the intervals above bound both effects."]  # fmt: skip
-    return [f"Both the auxiliary losses ({_listing(aux)}) and the local module ({_listing(control)}) change "
-            "retrieval significantly; compare the sizes in the table to see how much of the local branch's effect "
-            "the losses account for."]  # fmt: skip
+def query_only(d: np.ndarray, clusters: np.ndarray | Sequence[int] | None = None) -> Estimate:
+    """Mean of d[seeds, queries] with seeds fixed: the t-test over query units of the seed-averaged values."""
+    x = unit_values(d, clusters).mean(axis=0)
+    if len(x) < 2:
+        raise ValueError("A query-level test needs at least two query units.")
+    return Estimate(float(x.mean()), float(np.std(x, ddof=1) / math.sqrt(len(x))), len(x) - 1, QUERIES_ONLY)
 
 
-def plain_answer(
-    effects: Sequence[dict[str, Any]], summaries: Mapping[str, dict[str, Any]], settings: StatsSettings
-) -> list[str]:
-    """The answer in words, from the primary endpoint (t2v R@1) and the control, stating what is and is not shown."""
-    direction, metric = PRIMARY
-    primary = {r["ablation"]: r for r in effects if (r["direction"], r["metric"]) == PRIMARY}
-    lines = [f"Primary endpoint: {direction} {metric}, full GLSCL vs each ablation, on seed-averaged per-query "
-             f"outcomes; {len(effects)} comparisons Holm-corrected together."]  # fmt: skip
-    lines += [_effect_sentence(primary[name], ABLATIONS[name], settings) for name in ABLATIONS if name in primary]
-    others = [r for r in effects if r["significant"] and (r["direction"], r["metric"]) != PRIMARY]
-    if others:
-        listed = "; ".join(f"{ABLATIONS[r['ablation']]}: {r['direction']} {r['metric']} {r['diff']:+.2f}"
-                           for r in others)  # fmt: skip
-        lines.append(f"Other significant differences (secondary metrics): {listed}.")
-    lines += _control_lines(effects)
-    seeds = {len(s["seeds"]) for s in summaries.values()}
-    lines.append(f"What this does not show: results are for this benchmark, backbone and budget ({max(seeds)} seed(s) "
-                 "per variant); they bound effects here, they do not transfer magnitudes to MSR-VTT with ViT-B/32, "
-                 "where the published claim was made without seeds or intervals.")  # fmt: skip
-    return lines
+def seed_level(per_seed: np.ndarray) -> Estimate | None:
+    """Mean of one value per seed with queries fixed (the paired t-test over seeds); None with one seed."""
+    x = np.asarray(per_seed, dtype=np.float64)
+    if len(x) < 2:
+        return None
+    return Estimate(float(x.mean()), float(np.std(x, ddof=1) / math.sqrt(len(x))), len(x) - 1, SEEDS_ONLY)
+
+
+def _planned(c: Components, n_seeds: int, n_units: int) -> tuple[float, float]:
+    """Standard error and degrees of freedom of the seed-aware test in a design of `n_seeds` x `n_units`, from the
+    expected mean squares of the estimated components."""
+    seed, residual = c.seed or 0.0, c.residual or 0.0
+    return _standard_error(residual + n_units * seed, residual + n_seeds * c.unit, residual, n_seeds, n_units)
+
+
+def power(effect: float, se: float, df: float, alpha: float = 0.05) -> float:
+    """Power of the two-sided t-test at level `alpha` when the true effect is `effect` (noncentral t)."""
+    if se <= 0:
+        return 1.0 if effect != 0 else alpha
+    critical = sps.t.ppf(1 - alpha / 2, df)
+    shift = abs(effect) / se
+    wrong_side = np.nan_to_num(sps.nct.cdf(-critical, df, shift))  # negligible; scipy returns NaN far in the tail
+    return float(sps.nct.sf(critical, df, shift) + wrong_side)
+
+
+def minimum_detectable_effect(
+    c: Components, n_seeds: int, n_units: int, alpha: float = 0.05, target: float = 0.8
+) -> float | None:
+    """Smallest true effect the seed-aware two-sided test detects with probability `target` in a design of
+    `n_seeds` x `n_units`, given the estimated components; None when the seed variance is unknown (one seed)."""
+    if c.seed is None or n_seeds < 2:
+        return None
+    se, df = _planned(c, n_seeds, n_units)
+    if se == 0:
+        return 0.0
+    upper = (sps.t.ppf(1 - alpha / 2, df) + abs(sps.t.ppf(target, df)) + 10) * se  # power there is ~1
+    return float(optimize.brentq(lambda e: power(e, se, df, alpha) - target, 0.0, upper))
+
+
+def seeds_needed(
+    c: Components, effect: float, n_units: int, alpha: float = 0.05, target: float = 0.8
+) -> int | None:
+    """Fewest seeds (>= 2) for which an effect of `effect` is detected with probability `target` with `n_units` query
+    units; None when the seed variance is unknown or no number up to MAX_PLANNED_SEEDS suffices (the query variance
+    alone is too large: more queries are needed)."""
+    if c.seed is None:
+        return None
+    low, high = 2, MAX_PLANNED_SEEDS
+    if minimum_detectable_effect(c, high, n_units, alpha, target) > effect:  # type: ignore[operator]
+        return None
+    while low < high:  # the MDE decreases with the number of seeds
+        mid = (low + high) // 2
+        if minimum_detectable_effect(c, mid, n_units, alpha, target) <= effect:  # type: ignore[operator]
+            high = mid
+        else:
+            low = mid + 1
+    return low
+
+
+def classify(tost_p: float | None, beyond_p: float | None, alpha: float) -> str:
+    """The equivalence conclusion: 'smaller than margin', 'at least margin' or 'undetermined'."""
+    if tost_p is not None and tost_p < alpha:
+        return "smaller than margin"
+    if beyond_p is not None and beyond_p < alpha:
+        return "at least margin"
+    return "undetermined"
+
+
+def _draws(labels: np.ndarray, n_seeds: int, n_resamples: int, seed: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Batches of (query weights [b, queries], seed counts [b, seeds]): how often each query's unit and each seed is
+    drawn when units and seeds are resampled with replacement."""
+    rng = np.random.default_rng(seed)
+    n_units, n = int(labels.max()) + 1, len(labels)
+    step = max(1, _BATCH_ELEMENTS // max(n, n_units))
+    for k in range(0, n_resamples, step):
+        b = min(step, n_resamples - k)
+        flat = (rng.integers(0, n_units, (b, n_units)) + n_units * np.arange(b)[:, None]).ravel()
+        units = np.bincount(flat, minlength=b * n_units).reshape(b, n_units)
+        seeds = rng.integers(0, n_seeds, (b, n_seeds))
+        seed_counts = np.stack([np.bincount(row, minlength=n_seeds) for row in seeds])
+        yield units[:, labels].astype(np.float64), seed_counts.astype(np.float64)
+
+
+def _weighted_medians(x: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """np.median of each resample, given how often each value is drawn (integer weights [b, n])."""
+    order = np.argsort(x, kind="stable")
+    cum = np.cumsum(weights[:, order], axis=1)
+    total = cum[:, -1]
+    first = np.argmax(cum >= ((total + 1) // 2)[:, None], axis=1)
+    second = np.argmax(cum >= (total // 2 + 1)[:, None], axis=1)
+    return (x[order][first] + x[order][second]) / 2
+
+
+def _per_seed(x: np.ndarray, weights: np.ndarray, median: bool) -> np.ndarray:
+    """[b, seeds]: each seed's mean (or median) over the resampled queries."""
+    if median:
+        return np.stack([_weighted_medians(row, weights) for row in x], axis=1)
+    return (weights @ x.T) / weights.sum(axis=1, keepdims=True)
+
+
+@dataclass(frozen=True)
+class BootstrapResult:
+    """Bootstrap distributions of one contrast: seeds fixed (queries resampled) and two-level (seeds, then queries)."""
+
+    query_only: np.ndarray
+    two_level: np.ndarray
+
+    def intervals(self, confidence: float = 0.95) -> dict[str, list[float]]:
+        tail = (1 - confidence) / 2
+        return {name: [float(v) for v in np.quantile(dist, [tail, 1 - tail])]
+                for name, dist in (("query_only", self.query_only), ("two_level", self.two_level))}  # fmt: skip
+
+
+def bootstrap_contrasts(
+    values: Mapping[str, np.ndarray],
+    contrasts: Mapping[str, Mapping[str, float]],
+    metric: str,
+    *,
+    clusters: np.ndarray | Sequence[int] | None = None,
+    n_resamples: int = 9999,
+    seed: int = 0,
+) -> dict[str, BootstrapResult]:
+    """Bootstrap distributions of sum_m w_m metric(model m), for every contrast, from shared draws (all paired).
+
+    `values`: model -> [seeds, queries] (seeds paired by index across models). A resample draws query units with
+    replacement (shared by all models and seeds) and seeds with replacement (shared by all models); each seed's
+    metric is computed on the resampled queries, the contrast is formed per seed, and averaged over the seeds as
+    they are (query-only) or over the resampled seeds (two-level). A metric of several seeds is the mean of the
+    seeds' metrics (for MdR: the mean of the per-seed medians).
+    """
+    arrays = {m: _as_seeds(v) for m, v in values.items()}
+    shapes = {a.shape for a in arrays.values()}
+    if len(shapes) != 1:
+        raise ValueError(f"Every model needs the same [seeds, queries] shape; got {sorted(shapes)}.")
+    n_seeds, n = shapes.pop()
+    labels = unit_labels(clusters, n)
+    median = statistic(metric) is np.median
+    used = sorted({m for w in contrasts.values() for m in w})
+    out: dict[str, tuple[list[np.ndarray], list[np.ndarray]]] = {k: ([], []) for k in contrasts}
+    for weights, seed_counts in _draws(labels, n_seeds, n_resamples, seed):
+        stats = {m: _per_seed(arrays[m], weights, median) for m in used}
+        for key, w in contrasts.items():
+            per_seed = sum(coef * stats[m] for m, coef in w.items())
+            out[key][0].append(per_seed.mean(axis=1))
+            out[key][1].append((per_seed * seed_counts).sum(axis=1) / n_seeds)
+    return {k: BootstrapResult(np.concatenate(q), np.concatenate(t)) for k, (q, t) in out.items()}
+
+
+def bootstrap_p(distribution: np.ndarray) -> float:
+    """Two-sided p of 'the contrast is 0' by inverting the percentile interval: 2 x the smaller share of resamples on
+    either side of 0, each counted with the usual +1 (never 0)."""
+    n = len(distribution)
+    below = (np.count_nonzero(distribution <= 0) + 1) / (n + 1)
+    above = (np.count_nonzero(distribution >= 0) + 1) / (n + 1)
+    return float(min(1.0, 2 * min(below, above)))
+
+
+def factorial_weights(cells: Mapping[str, frozenset[str]], terms: Sequence[str]) -> dict[str, dict[str, float]]:
+    """Main effects and interactions of removing `terms` in a full 2^k design (model -> set of removed terms).
+
+    Effect of a set E of terms: sum over cells of prod_{t in E} s_t / 2^(k - |E|), with s_t = +1 where t is removed
+    and -1 where it is kept. A main effect is the mean change when t is removed, averaged over the other terms; the
+    interaction of all k = 2 terms is (both removed - ICL removed) - (IDL removed - none removed), the change from
+    removing both beyond the sum of removing each. Raises ValueError unless every subset of terms has exactly one
+    model.
+    """
+    k = len(terms)
+    by_subset = {frozenset(removed): model for model, removed in cells.items()}
+    wanted = {frozenset(c) for r in range(k + 1) for c in combinations(terms, r)}
+    if set(by_subset) != wanted or len(by_subset) != len(cells):
+        raise ValueError(f"A 2^{k} design of {list(terms)} needs one model per subset of removed terms; got {cells}.")
+    effects = {}
+    for r in range(1, k + 1):
+        for chosen in combinations(terms, r):
+            weights = {}
+            for removed, model in by_subset.items():
+                sign = math.prod(1 if t in removed else -1 for t in chosen)
+                weights[model] = sign / 2 ** (k - r)
+            effects[" x ".join(chosen)] = weights
+    return effects

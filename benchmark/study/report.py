@@ -1,5 +1,7 @@
-"""The study report of `tvbench reproduce`: protocol, every variant, the ablation effects with paired tests, the
-control, a per-subset breakdown, costs, a figure and the answer in plain words (Markdown + HTML + JSON)."""
+"""The study report of `tvbench reproduce`: the verdict first, then the question, the answer in words, the protocol
+and which variance each number includes, every variant, each family's pre-specified effects (query-only beside
+seed-aware), equivalence and power, a forest plot, training curves, the per-subset breakdown, costs (Markdown, HTML,
+JSON; the JSON keys are documented in the README)."""
 
 from __future__ import annotations
 
@@ -7,32 +9,29 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from benchmark.io import atomic_path, write_json, write_text  # noqa: E402
-from benchmark.metrics import METRICS  # noqa: E402
-from benchmark.presets import Preset  # noqa: E402
-from benchmark.runs import RunRecord  # noqa: E402
-from benchmark.study.analysis import (  # noqa: E402
-    ABLATIONS,
-    FULL,
+from benchmark.io import write_json, write_text
+from benchmark.metrics import METRICS
+from benchmark.presets import Preset
+from benchmark.runs import RunRecord
+from benchmark.study import figures
+from benchmark.study.analysis import QUERIES_ONLY, SEEDS_AND_QUERIES, SEEDS_ONLY
+from benchmark.study.answer import answer_lines, conclusion, findings_markdown, fmt_ci, fmt_p, placement, verdict
+from benchmark.study.design import StudyDesign, load_design, plan_contrasts
+from benchmark.study.document import Bullets, Figure, Heading, Paragraph, Report, Table, to_html, to_markdown
+from benchmark.study.effects import estimate_effects
+from benchmark.study.variants import (
     Variant,
-    ablation_effects,
     check_same_split,
-    plain_answer,
     subset_breakdown,
     summarize_variant,
     synthvtt_subsets,
 )
-from benchmark.study.document import Bullets, Figure, Heading, Paragraph, Report, Table, to_html, to_markdown  # noqa: E402
-from leaderboard.stats import StatsSettings  # noqa: E402
+from leaderboard.stats import StatsSettings
 
-QUESTION = ("What is the effect of removing GLSCL's auxiliary cross-modal consistency losses (the inter-consistency "
-            "loss ICL and the intra-diversity loss IDL) on text-video retrieval?")  # fmt: skip
+SCHEMA = "tvbench-study-report"
+SCHEMA_VERSION = 2
 
 
 def _cell(summary: dict[str, Any], metric: str) -> str:
@@ -45,42 +44,65 @@ def variant_table(summaries: Sequence[dict[str, Any]], direction: str) -> Table:
     arrows = {m: "↑" if i.higher_is_better else "↓" for m, i in METRICS.items()}
     rows = [[s["name"], len(s["seeds"]), *(_cell(s[direction], m) for m in METRICS)] for s in summaries]
     return Table(["variant", "seeds", *(f"{m} {arrows[m]}" for m in METRICS)], rows,
-                 f"{direction}: mean ± sd over seeds [95% bootstrap interval over queries of seed-averaged outcomes]")
+                 f"{direction}: mean ± sd over seeds (training variance) [95% bootstrap interval over queries of "
+                 "seed-averaged outcomes (query variance only)]")  # fmt: skip
 
 
-def effects_table(effects: Sequence[dict[str, Any]], settings: StatsSettings) -> Table:
-    rows = [[ABLATIONS[r["ablation"]], r["direction"], r["metric"], f"{r['value_full']:.2f}",
-             f"{r['value_ablation']:.2f}", f"{r['diff']:+.2f}", f"[{r['diff_ci'][0]:+.2f}, {r['diff_ci'][1]:+.2f}]",
-             f"{r['p']:.3g}", f"{r['p_holm']:.3g}", "yes" if r["significant"] else "no"]
-            for r in effects]  # fmt: skip
-    return Table(["removed", "dir", "metric", "full GLSCL", "ablation", "ablation - full",
-                  f"unadjusted {settings.confidence:.0%} CI", "p", "p (Holm)", "significant"], rows,
-                 "Values on seed-averaged per-query outcomes (MdR: median of the seed-averaged ranks, so it can differ "
-                 "from the mean of per-seed medians above); paired randomization test (per-query swap, two-sided); "
-                 "paired bootstrap interval of the difference, not adjusted for multiplicity; Holm correction over "
-                 "every row of this table decides 'significant'.")
+def _p(block: Mapping[str, Any] | None, key: str = "p") -> str:
+    """'p (Holm-adjusted p)' of a test block."""
+    if block is None or block.get(key) is None:
+        return "n/a"
+    holm = block.get(f"{key}_holm")
+    return f"{fmt_p(block[key])} ({fmt_p(holm)})" if holm is not None else fmt_p(block[key])
 
 
-def figure(summaries: Sequence[dict[str, Any]], groups: Mapping[str, Sequence[RunRecord]], path: Path) -> Path:
-    """t2v R@1 per variant: bar = mean over seeds, dots = seeds, whiskers = 95% query-bootstrap interval."""
-    fig, ax = plt.subplots(figsize=(9, 3.8))
-    for i, s in enumerate(summaries):
-        t2v = s["t2v"]
-        low, high = t2v["ci"]["R@1"]
-        colour = "#c44e52" if s["name"].startswith("glscl") else "#4c72b0"
-        ax.bar(i, t2v["mean"]["R@1"], color=colour, alpha=0.75)
-        ax.errorbar(i, t2v["mean"]["R@1"], yerr=[[t2v["mean"]["R@1"] - low], [high - t2v["mean"]["R@1"]]],
-                    color="black", capsize=4)  # fmt: skip
-        seeds = [r.metrics["t2v"]["R@1"] for r in groups[s["name"]]]
-        ax.scatter(np.full(len(seeds), i) + np.linspace(-0.15, 0.15, len(seeds)), seeds, color="black", s=10, zorder=3)
-    ax.set_xticks(range(len(summaries)), [s["name"] for s in summaries], rotation=30, ha="right")
-    ax.set_ylabel("t2v R@1 (%)")
-    ax.set_title("Text-to-video R@1 by variant (dots: seeds; whiskers: 95% CI over queries)")
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
-    return path
+def primary_table(rows: Sequence[dict[str, Any]], design: StudyDesign) -> Table:
+    """Rows on the primary endpoint: query-only and seed-aware numbers, equivalence and the conclusion."""
+    body = []
+    for r in rows:
+        sa, eq = r["seed_aware"], r["equivalence"]
+        values = ", ".join(f"{m} {v:.1f}" for m, v in r["values"].items())
+        body.append([r["label"], r["contrast"], values, f"{r['estimate']:+.2f}", fmt_ci(r["query_only"]["ci"]),
+                     _p(r["query_only"]), fmt_ci(sa["ci"] if sa else None), fmt_ci(sa["ci_bootstrap"] if sa else None),
+                     _p(sa), _p(eq, "p_tost"), conclusion(r)])  # fmt: skip
+    return Table(
+        ["comparison", "contrast", "levels", "estimate", "query-only 95% CI", "query-only p (Holm)",
+         "seed-aware 95% CI", "two-level bootstrap 95% CI", "seed-aware p (Holm)", "TOST p (Holm)", "conclusion"],
+        body,
+        f"{design.primary_label}, weights of each contrast over the models' seed means. Query-only: {QUERIES_ONLY}. "
+        f"Seed-aware: {SEEDS_AND_QUERIES}; two-level bootstrap: seeds, then query units, resampled. TOST: two "
+        f"one-sided tests against ±{design.margin:g}. Holm within this table. The conclusion uses only the "
+        "seed-aware numbers.",
+    )  # fmt: skip
+
+
+def exploratory_table(rows: Sequence[dict[str, Any]]) -> Table:
+    body = [[r["label"], r["direction"], r["metric"], f"{r['estimate']:+.2f}", fmt_ci(r["query_only"]["ci"]),
+             _p(r["query_only"]), fmt_ci(r["seed_aware"]["ci"] if r["seed_aware"] else None), _p(r["seed_aware"]),
+             "yes" if r["significant"] else "no"] for r in rows]  # fmt: skip
+    return Table(["comparison", "dir", "metric", "estimate", "query-only 95% CI", "query-only p (Holm)",
+                  "seed-aware 95% CI", "seed-aware p (Holm)", "seed-aware significant"], body,
+                 f"Exploratory: every other metric, Holm within this table. Seed-aware for MdR: {SEEDS_ONLY}; "
+                 "its query-only p inverts the query bootstrap.")  # fmt: skip
+
+
+def planning_table(rows: Sequence[dict[str, Any]], design: StudyDesign) -> Table:
+    body = []
+    for r in rows:
+        plan = r.get("planning")
+        if not plan or plan["mde"] is None:
+            continue
+        c = plan["components"]
+        body.append([f"{r['family']}: {r['label']}", f"{np.sqrt(c['seed']):.2f}", f"{np.sqrt(c['query']):.2f}",
+                     f"{np.sqrt(c['residual']):.2f}", f"{plan['mde']:.2f}", plan["seeds_needed"] or "unreachable",
+                     plan["seeds_needed_at_planning_queries"] or "unreachable"])  # fmt: skip
+    p = design.planning
+    return Table(["comparison", "sd seed", "sd query", "sd residual", f"MDE ({design.power:.0%} power)",
+                  f"seeds for {p.effect:g} here", f"seeds for {p.effect:g} at {p.queries:,} queries"], body,
+                 f"Variance components of each contrast (per seed, per query, residual; method of moments), the "
+                 f"minimum detectable effect of the seed-aware test with this study's seeds and queries, and the seeds "
+                 f"needed for a {p.effect:g}-point effect here and with {p.queries:,} queries ({p.queries_label}), "
+                 "assuming the same variances. 'unreachable': the query variance alone exceeds the target.")
 
 
 def cost_table(groups: Mapping[str, Sequence[RunRecord]], paper_costs: Mapping[str, dict]) -> Table:
@@ -120,6 +142,28 @@ def calibration_lines(
     return lines
 
 
+def _clusters(test_split: Any) -> dict[str, np.ndarray | None]:
+    """Sampling units per direction: t2v queries grouped by video where several captions share one (MSVD)."""
+    index = np.asarray(test_split.text_to_video)
+    return {"t2v": index if len(np.unique(index)) < len(index) else None, "v2t": None}
+
+
+def variance_lines(design: StudyDesign, settings: StatsSettings) -> list[str]:
+    """Which variance each number of the report includes."""
+    return [
+        "'± sd' in the variant tables: training variance only (sd of the per-seed metrics).",
+        "'[interval]' in the variant tables and every 'query-only' number: query variance only (seeds fixed at the "
+        f"ones run): {QUERIES_ONLY}; its bootstrap interval resamples query units of the seed-averaged outcomes.",
+        f"Every 'seed-aware' number: {SEEDS_AND_QUERIES}. For MdR (a median has no per-query decomposition): "
+        f"{SEEDS_ONLY}. The two-level bootstrap interval resamples seeds, then query units ({settings.n_resamples} "
+        f"resamples, seed {settings.seed}).",
+        f"Claims (significance, equivalence, the verdict) use only the seed-aware tests, Holm-corrected within each "
+        f"pre-specified family at alpha {settings.alpha}; TOST margin ±{design.margin:g} on {design.primary_label}.",
+        "Planning numbers (minimum detectable effect, seeds needed) come from the seed, query and residual variance "
+        "components of each contrast.",
+    ]
+
+
 def write_study_report(
     study_dir: Path,
     preset: Preset,
@@ -132,25 +176,36 @@ def write_study_report(
     leaderboard: Path,
     seconds: float,
     settings: StatsSettings | None = None,
+    train_logs: Mapping[str, Sequence[Path]] | None = None,
 ) -> Path:
-    """Write report.md, report.html, report.json and the figure into `study_dir`; returns report.md's path."""
+    """Write report.md, report.html, report.json, findings.md and the figures into `study_dir`; returns report.md."""
     settings = settings or StatsSettings()
+    design = load_design(preset)
     variants = {name: Variant(name, tuple(records)) for name, records in groups.items()}
     check_same_split(list(variants.values()))
     summaries = {name: summarize_variant(v, settings) for name, v in variants.items()}
-    effects = ablation_effects(variants, settings) if FULL in variants else []
+    plan = plan_contrasts(design, list(groups))
+    rows = estimate_effects(plan, variants, design, settings, _clusters(test_split))
+    families = [f for f in plan.families if f != "baselines"]
+    on_primary = [r for r in rows if "equivalence" in r]
+    verdicts = [verdict(f, [r for r in on_primary if r["family"] == f and r["test_family"] in ("primary", "pairwise")],
+                        design) for f in families]  # fmt: skip
+    placements = placement([r for r in on_primary if r["test_family"] == "placement"])
+    answer = answer_lines(design, rows, families, plan.notes)
     subsets = (synthvtt_subsets(data_root, [t.video_id for t in test_split.texts])
                if preset.benchmark == "synthvtt" else {})  # fmt: skip
     breakdown = subset_breakdown(variants, subsets, settings) if subsets else []
     first = next(iter(groups.values()))[0]
     train = first.config.get("train", {})
+    members = {m for f in design.families for m in f.members}
 
-    report = Report(f"tvbench study: removing GLSCL's auxiliary losses ({preset.name}{', quick' if quick else ''})")
-    report.add(Heading("Question"), Paragraph(QUESTION))
-    if effects:
-        report.add(Heading("Answer"), Bullets(plain_answer(effects, summaries, settings)))
+    report = Report(f"tvbench study ({preset.name}{', quick' if quick else ''}): "
+                    f"{', '.join(families) or 'no comparison'}")  # fmt: skip
+    report.add(*[Paragraph(v) for v in verdicts], *[Paragraph(p) for p in placements])
     if quick:
         report.add(Paragraph("QUICK MODE: tiny data and one short epoch; the numbers only show the pipeline works."))
+    report.add(Heading("Question"), Paragraph(design.question))
+    report.add(Heading("Answer"), Bullets(answer))
     report.add(
         Heading("Protocol"),
         Bullets([
@@ -163,17 +218,34 @@ def write_study_report(
             f"Ties: {first.protocol['ties']} (expected rank under random tie-breaking); v2t: {first.protocol['v2t']}; "
             f"post-processing: {first.protocol['post_processing']}; model selection on "
             f"{'the TEST split (parity mode)' if first.protocol.get('select_on_test') else 'the validation split'}.",
-            f"Statistics: {settings.describe()['test']}; {settings.describe()['ci']}; Holm correction; "
-            f"alpha {settings.alpha}; {settings.n_resamples} resamples, seed {settings.seed}.",
         ]),
+        Heading("Which variance each number includes", level=3),
+        Bullets(variance_lines(design, settings)),
     )  # fmt: skip
     report.add(Heading("Every variant"), variant_table(list(summaries.values()), "t2v"),
                variant_table(list(summaries.values()), "v2t"))
-    fig_path = figure(list(summaries.values()), groups, study_dir / "r1_by_variant.png")
-    report.add(Figure(fig_path, "t2v R@1 by variant"))
-    if effects:
-        report.add(Heading("Effect of removing ICL, IDL, both, and the local module (control)"),
-                   effects_table(effects, settings))
+    report.add(Figure(figures.r1_by_variant(list(summaries.values()), groups, members,
+                                            study_dir / "r1_by_variant.png"), "t2v R@1 by variant"))
+    for family, tests in plan.families.items():
+        report.add(Heading(f"{family}: effects on {design.primary_label}"))
+        for test_family in tests:
+            mine = [r for r in on_primary if r["family"] == family and r["test_family"] == test_family]
+            if mine:
+                report.add(Heading(f"{test_family} family ({len(mine)} comparisons)", level=3),
+                           primary_table(mine, design))
+        explored = [r for r in rows if r["family"] == family and r["test_family"] == "exploratory"]
+        if explored:
+            report.add(Heading("exploratory family (other metrics)", level=3), exploratory_table(explored))
+    if on_primary:
+        report.add(Heading("Every effect, query-only vs seed-aware"),
+                   Figure(figures.forest(on_primary, design.margin, design.primary_label, study_dir / "forest.png"),
+                          "forest plot of every effect on the primary endpoint"))  # fmt: skip
+        planning = planning_table([r for r in on_primary if r["test_family"] in ("primary", "pairwise")], design)
+        if planning.rows:
+            report.add(Heading("Power and planning"), planning)
+    curves = figures.loss_curves(dict(train_logs or {}), study_dir / "loss_curves.png")
+    if curves is not None:
+        report.add(Heading("Training curves"), Figure(curves, "loss terms per variant (mean over seeds)"))
     if breakdown:
         names = [s for s in subsets if any(s in row for row in breakdown)]
         report.add(Heading("Where the differences are (t2v R@1 by subset, mean over seeds)"),
@@ -185,19 +257,25 @@ def write_study_report(
     report.add(Heading("Outputs"), Bullets([
         f"Runs (checkpoints, logs, run records): {study_dir / 'runs'}",
         f"Leaderboard: {leaderboard / 'index.html'} (and md, tex, csv per benchmark)",
-        f"Machine-readable report: {study_dir / 'report.json'}",
+        f"Machine-readable report: {study_dir / 'report.json'} (keys: README 'report.json')",
         f"Wall time of this pipeline call: {seconds:.0f} s; git commit {first.provenance.get('git_commit')}.",
     ]))  # fmt: skip
 
+    doc = {
+        "schema": SCHEMA, "schema_version": SCHEMA_VERSION, "question": design.question, "preset": preset.name,
+        "quick": quick, "n_queries": len(test_split.texts), "n_videos": len(test_split.videos),
+        "design": {"primary": "/".join(design.primary), "margin": design.margin, "power": design.power,
+                   "planning": vars(design.planning), "families": list(families), "notes": plan.notes},
+        "stats": {**settings.describe(), "query_only": QUERIES_ONLY, "seed_aware": SEEDS_AND_QUERIES,
+                  "seed_aware_mdr": SEEDS_ONLY, "two_level_bootstrap": "seeds, then query units, with replacement"},
+        "verdict": verdicts, "placement": placements, "answer": answer,
+        "variants": list(summaries.values()), "effects": rows, "subsets": breakdown,
+        "paper_costs": {k: {"per_pair_macs": v["per_pair_macs"], "head_gmacs_1k": v["head_gmacs_1k"]}
+                        for k, v in paper_costs.items()},
+    }  # fmt: skip
     md_path = study_dir / "report.md"
     write_text(md_path, to_markdown(report, study_dir))
     write_text(study_dir / "report.html", to_html(report))
-    write_json(study_dir / "report.json", {
-        "question": QUESTION, "preset": preset.name, "quick": quick, "stats": settings.describe(),
-        "variants": list(summaries.values()), "effects": effects, "subsets": breakdown,
-        "answer": plain_answer(effects, summaries, settings) if effects else [],
-        "paper_costs": {k: {"per_pair_macs": v["per_pair_macs"], "head_gmacs_1k": v["head_gmacs_1k"]}
-                        for k, v in paper_costs.items()},
-    })  # fmt: skip
+    write_json(study_dir / "report.json", doc)
+    write_text(study_dir / "findings.md", findings_markdown(doc) + "\n")
     return md_path
-

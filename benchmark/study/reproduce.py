@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from benchmark.data import load_split, loader_spec
 from benchmark.data.video import VideoDecodeError, probe_video
-from benchmark.io import write_json
+from benchmark.io import write_json, write_text
 from benchmark.presets import Preset, list_presets, load_preset, resolve
 from benchmark.registry import model_spec
 from benchmark.runs import RunRecord, load_run, write_run
@@ -265,12 +265,21 @@ def reproduce(
     data_root: Path | None = None,
     clip_weights: Path | None = None,
     nproc: int | None = None,
+    readme: Path | None = None,
 ) -> Path:
-    """Run the study for `preset_name`; returns the report's path."""
+    """Run the study for `preset_name`; returns the report's path. With `readme`, its "What it found" block (between
+    the findings markers) is replaced by the one generated from this report."""
+    from benchmark.engine.train import LOG_FILE
+    from benchmark.study.answer import splice_readme
+    from benchmark.study.design import load_design
     from benchmark.study.report import write_study_report
+
+    if readme is not None:
+        splice_readme(readme.read_text(encoding="utf-8"), "")  # fail before any work when the markers are missing
 
     start = time.perf_counter()
     preset = load_preset(preset_name)
+    load_design(preset)  # a broken study design fails before any training
     models = models or list(GRID)
     synthetic = preset.benchmark == "synthvtt"
     preset_seeds = list(preset.train_config().seeds)
@@ -305,7 +314,13 @@ def reproduce(
         study_dir, preset, {m: [r for _, r in runs] for m, runs in records.items()}, test_split,
         data_root=Path(data_root), paper_costs=paper_costs, quick=quick, leaderboard=leaderboard_root,
         seconds=time.perf_counter() - start,
+        train_logs={m: [spec.directory / LOG_FILE for spec, _ in runs if (spec.directory / LOG_FILE).is_file()]
+                    for m, runs in records.items()},
     )  # fmt: skip
+    if readme is not None:
+        block = (report.parent / "findings.md").read_text(encoding="utf-8").strip()
+        write_text(readme, splice_readme(readme.read_text(encoding="utf-8"), block))
+        print(f"  README:      {readme} ('What it found' regenerated)")
     print(f"\nDone in {time.perf_counter() - start:.0f} s.\n  report:      {report}\n  report html: "
           f"{report.with_suffix('.html')}\n  runs:        {study_dir / 'runs'}\n  leaderboard: "
           f"{leaderboard_root / 'index.html'} (+ md, tex, csv per benchmark)")  # fmt: skip
@@ -317,7 +332,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seeds", type=int, help="number of seeds (default: the preset's; 1 with --quick)")
     parser.add_argument("--quick", action="store_true", help="tiny data and one short epoch (for tests)")
     parser.add_argument("--out", type=Path, default=Path("results"), help="output folder (default: results/)")
-    parser.add_argument("--models", nargs="+", help=f"subset of the grid (default: {' '.join(GRID)})")
+    parser.add_argument("--models", nargs="+", type=lambda text: [m for m in text.split(",") if m],
+                        help=f"models to run and compare, space- or comma-separated (default: {' '.join(GRID)}); "
+                        "without a complete ablation family the report compares them pairwise")
+    parser.add_argument("--readme", type=Path, help="regenerate this README's 'What it found' block from the report")
     parser.add_argument("--data-root", type=Path, help="real presets: the benchmark's folder")
     parser.add_argument("--clip-weights", type=Path, help="real presets: the CLIP weights file (.safetensors)")
     parser.add_argument("--nproc", type=int, help="real presets: processes (GPUs) per training under torchrun")
@@ -326,8 +344,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         loader_spec(load_preset(args.preset).benchmark)
-        reproduce(args.preset, out=args.out, seeds=args.seeds, quick=args.quick, models=args.models,
-                  data_root=args.data_root, clip_weights=args.clip_weights, nproc=args.nproc)  # fmt: skip
+        models = list(dict.fromkeys(m for group in args.models for m in group)) if args.models else None
+        for model in models or []:
+            model_spec(model)  # an unknown name fails here, before any work
+        reproduce(args.preset, out=args.out, seeds=args.seeds, quick=args.quick, models=models,
+                  data_root=args.data_root, clip_weights=args.clip_weights, nproc=args.nproc,
+                  readme=args.readme)  # fmt: skip
     except InputError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
