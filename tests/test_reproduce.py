@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from benchmark.cli import main
 from benchmark.study.reproduce import GRID, RunSpec, begin_run, finished, reproduce
 
 
@@ -19,17 +20,21 @@ def test_quick_study_end_to_end_and_resume(tmp_path: Path) -> None:
     study = tmp_path / "synthvtt-quick"
     assert report == study / "report.md"
     text = report.read_text()
-    for heading in ("## Answer", "## Protocol", "## Every variant", "## Effect of removing ICL, IDL, both",
+    assert text.splitlines()[2].startswith("Verdict (GLSCL, t2v R@1") and "one seed per variant" in text
+    for heading in ("## Answer", "## Protocol", "### Which variance each number includes", "## Every variant",
+                    "## GLSCL: effects on t2v R@1", "## Every effect, query-only vs seed-aware", "## Training curves",
                     "## Cost", "QUICK MODE"):
         assert heading in text
-    assert "Holm" in text and (study / "r1_by_variant.png").stat().st_size > 1000
+    for figure in ("r1_by_variant.png", "forest.png", "loss_curves.png"):
+        assert (study / figure).stat().st_size > 1000
     html = (study / "report.html").read_text()
-    assert html.startswith("<!doctype html>") and "data:image/png;base64," in html
+    assert html.startswith("<!doctype html>") and html.count("data:image/png;base64,") == 3
     doc = json.loads((study / "report.json").read_text())
     assert [v["name"] for v in doc["variants"]] == list(GRID)
-    assert {r["ablation"] for r in doc["effects"]} == {"glscl-no-icl", "glscl-no-idl", "glscl-no-aux",
-                                                        "glscl-global-only"}
-    assert all(0 <= r["p_holm"] <= 1 and r["p_holm"] >= r["p"] for r in doc["effects"]) and doc["answer"]
+    assert [r["contrast"] for r in doc["effects"] if r["test_family"] == "primary"] == [
+        "glscl-no-icl - glscl", "glscl-no-idl - glscl", "glscl-no-aux - glscl", "glscl-global-only - glscl"]
+    assert all(r["query_only"]["p"] <= r["query_only"]["p_holm"] <= 1 for r in doc["effects"]) and doc["answer"]
+    assert (study / "findings.md").read_text().startswith("What it found (1 seeds per variant")
     entries = sorted(p.name for p in (tmp_path / "leaderboard-quick" / "entries" / "synthvtt").iterdir())
     assert len(entries) == len(GRID) and (tmp_path / "leaderboard-quick" / "index.html").is_file()
     record = json.loads((study / "runs" / "glscl-no-aux" / "seed0" / "record" / "run.json").read_text())
@@ -74,3 +79,13 @@ def test_a_changed_run_key_never_resumes_old_checkpoints(tmp_path: Path) -> None
     assert begin_run(spec, "key-a") is True  # interrupted run with the same key: resume
     assert begin_run(spec, "key-b") is False and not (spec.directory / "checkpoints").exists()
     assert not finished(spec, "key-b")
+
+
+def test_reproduce_refuses_bad_arguments_before_any_work(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["reproduce", "--models", "clip4clip-meanp,nope", "--out", str(tmp_path / "a")]) == 2
+    assert "nope" in capsys.readouterr().err
+    readme = tmp_path / "README.md"
+    readme.write_text("# no findings markers\n")
+    assert main(["reproduce", "--quick", "--readme", str(readme), "--out", str(tmp_path / "b")]) == 2
+    assert "study-findings" in capsys.readouterr().err
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()

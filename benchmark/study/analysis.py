@@ -256,15 +256,16 @@ def seeds_needed(
     alone is too large: more queries are needed)."""
     if c.seed is None:
         return None
+
+    def enough(n_seeds: int) -> bool:
+        return power(effect, *_planned(c, n_seeds, n_units), alpha) >= target
+
     low, high = 2, MAX_PLANNED_SEEDS
-    if minimum_detectable_effect(c, high, n_units, alpha, target) > effect:  # type: ignore[operator]
+    if not enough(high):
         return None
-    while low < high:  # the MDE decreases with the number of seeds
+    while low < high:  # power grows with the number of seeds
         mid = (low + high) // 2
-        if minimum_detectable_effect(c, mid, n_units, alpha, target) <= effect:  # type: ignore[operator]
-            high = mid
-        else:
-            low = mid + 1
+        low, high = (low, mid) if enough(mid) else (mid + 1, high)
     return low
 
 

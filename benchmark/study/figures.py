@@ -21,7 +21,7 @@ from benchmark.runs import RunRecord  # noqa: E402
 def _save(fig: Any, path: Path) -> Path:
     fig.tight_layout()
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
+        fig.savefig(tmp, format="png", dpi=120)
     plt.close(fig)
     return path
 
@@ -108,8 +108,8 @@ def loss_curves(logs: Mapping[str, Sequence[Path]], path: Path) -> Path | None:
     terms = list(dict.fromkeys(t for c in curves.values() for t in c))
     palette = plt.get_cmap("tab10" if len(curves) <= 10 else "tab20")
     colours = {name: palette(i) for i, name in enumerate(curves)}  # one colour per variant in every panel
-    cols = min(3, len(terms))
-    rows = -(-len(terms) // cols)
+    cols = min(3, len(terms) + 1)
+    rows = -(-(len(terms) + 1) // cols)  # one more panel holds the legend
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.0 * rows), squeeze=False)
     for ax, term in zip(axes.flat, terms):
         for name, c in curves.items():
@@ -117,12 +117,13 @@ def loss_curves(logs: Mapping[str, Sequence[Path]], path: Path) -> Path | None:
                 steps, values = c[term]
                 window = max(1, len(values) // 20)
                 smooth = np.convolve(values, np.ones(window) / window, mode="valid")
-                ax.plot(steps[window - 1:], smooth, lw=1.2, label=name, color=colours[name])
+                ax.plot(steps[window - 1:], smooth, lw=1.2, color=colours[name])
         ax.set_title(term, fontsize=9)
         ax.set_xlabel("step", fontsize=8)
         ax.tick_params(labelsize=7)
     for ax in list(axes.flat)[len(terms):]:
         ax.axis("off")
-    fig.legend(*axes.flat[0].get_legend_handles_labels(), fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    handles = [plt.Line2D([], [], color=colours[name], lw=1.5) for name in curves]
+    axes.flat[len(terms)].legend(handles, list(curves), fontsize=7, loc="center")
     fig.suptitle("Training loss terms per variant (mean over seeds)", fontsize=10)
     return _save(fig, path)

@@ -1,0 +1,243 @@
+"""The study report on synthetic run records whose answer is known: the verdict line first, seed-aware numbers beside
+query-only ones, the 2x2 factorial, the placement against the baselines, figures, stable report.json keys, families
+skipped when their models are absent, a user-chosen model list, and the README block generated from the report."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from benchmark.data.split import Split, TextRecord, VideoRecord
+from benchmark.metrics import evaluate_scores
+from benchmark.presets import load_preset
+from benchmark.runs import RunRecord
+from benchmark.study.answer import README_END, README_START, findings_markdown, splice_readme
+from benchmark.study.design import STUDY_DIR
+from benchmark.study.report import write_study_report
+from leaderboard.stats import StatsSettings
+
+N = 300
+SEEDS = (0, 1, 2)
+FAST = StatsSettings(n_resamples=400)
+GLCCL = {"full": "glccl", "terms": {"CSC": "contrastive score consistency"},
+         "ablations": {"glccl-no-csc": ["CSC"]}, "control": {"model": "glccl-video-only", "removes": "the fine scores"}}
+
+
+def _split() -> Split:
+    videos = [VideoRecord(f"v{i}", f"v{i}.mp4") for i in range(N)]
+    return Split("toy", "test", videos, [TextRecord(f"t{i}", f"caption {i}", f"v{i}") for i in range(N)])
+
+
+def _hits(rng: np.random.Generator, rate: float) -> np.ndarray:
+    return rng.random(N) < rate
+
+
+def _record(split: Split, model: str, seed: int, hits: np.ndarray, trained: bool = True) -> RunRecord:
+    """A run whose t2v R@1 is exactly the share of `hits`: the relevant video scores top or bottom."""
+    scores = np.random.default_rng(seed).normal(size=(N, N))
+    np.fill_diagonal(scores, np.where(hits, 10.0, -10.0))
+    result = evaluate_scores(scores)
+    return RunRecord(
+        method=model, config={"model": {"backbone": "toy"}, "train": {"max_frames": 4, "max_words": 8, "epochs": 1}},
+        benchmark=split.benchmark, split=split.split, fingerprint=split.fingerprint, n_texts=N, n_videos=N,
+        protocol={**result["protocol"], "post_processing": "none"}, metrics={d: result[d] for d in ("t2v", "v2t")},
+        ranks=dict(result["ranks"]), provenance={}, seed=seed, extra={"trained": trained},
+    )
+
+
+def _exactly(rng: np.random.Generator, among: np.ndarray, count: int) -> np.ndarray:
+    """`count` of the queries marked in `among`, chosen at random."""
+    out = np.zeros(N, dtype=bool)
+    out[rng.choice(np.flatnonzero(among), count, replace=False)] = True
+    return out
+
+
+def _study(split: Split) -> dict[str, list[RunRecord]]:
+    """Known effects on t2v R@1: no-idl identical to full (0), no-aux exactly 20 points worse on every seed, no-icl
+    around 0 but whole seeds moving by 15 points, the baseline CLIP4Clip-meanP about 20 points above full GLSCL."""
+    rng = np.random.default_rng(0)
+    groups: dict[str, list[RunRecord]] = {m: [] for m in ("clip-zeroshot", "clip4clip-meanp", "glscl", "glscl-no-icl",
+                                                          "glscl-no-idl", "glscl-no-aux", "glscl-global-only")}
+    groups["clip-zeroshot"].append(_record(split, "clip-zeroshot", 0, _hits(rng, 0.05), trained=False))
+    everything = np.ones(N, dtype=bool)
+    for s in SEEDS:
+        full = _exactly(rng, everything, 120)  # 40%
+        kept = full & ~_exactly(rng, full, 60)  # 20%
+        groups["glscl"].append(_record(split, "glscl", s, full))
+        groups["glscl-no-idl"].append(_record(split, "glscl-no-idl", s, full))
+        groups["glscl-no-aux"].append(_record(split, "glscl-no-aux", s, kept))
+        groups["glscl-global-only"].append(_record(split, "glscl-global-only", s, kept))
+        shift = (-0.15, 0.0, 0.15)[s]  # training noise: whole seeds move by 15 points
+        groups["glscl-no-icl"].append(_record(split, "glscl-no-icl", s, _hits(rng, 0.4 + shift)))
+        groups["clip4clip-meanp"].append(_record(split, "clip4clip-meanp", s, full | _hits(rng, 0.34)))
+    return groups
+
+
+def _logs(tmp: Path, groups: dict[str, list[RunRecord]]) -> dict[str, list[Path]]:
+    logs: dict[str, list[Path]] = {}
+    for model, records in groups.items():
+        if not records[0].extra["trained"]:
+            continue
+        for r in records:
+            path = tmp / "logs" / model / f"seed{r.seed}.jsonl"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            terms = {"loss/nce": 3.0, **({"loss/icl": 0.5, "loss/idl": 0.1} if model == "glscl" else {})}
+            lines = [{"event": "start", "step": 0}] + [
+                {"event": "step", "step": k, "loss": sum(terms.values()) / k, **{t: v / k for t, v in terms.items()}}
+                for k in range(1, 9)]
+            path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+            logs.setdefault(model, []).append(path)
+    return logs
+
+
+def _write(tmp: Path, groups: dict[str, list[RunRecord]], split: Split, preset_name: str = "synthvtt",
+           **study: object) -> tuple[str, dict]:
+    preset = load_preset(preset_name)
+    preset = dataclasses.replace(preset, benchmark="toy", study={**preset.study, **study})
+    out = tmp / "study"
+    out.mkdir(exist_ok=True)
+    md = write_study_report(out, preset, groups, split, data_root=tmp, paper_costs={}, quick=False,
+                            leaderboard=tmp / "lb", seconds=1.0, settings=FAST, train_logs=_logs(tmp, groups))
+    return md.read_text(), json.loads((out / "report.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def full_study(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict, Path]:
+    tmp = tmp_path_factory.mktemp("study")
+    split = _split()
+    text, doc = _write(tmp, _study(split), split)
+    return text, doc, tmp / "study"
+
+
+def _row(doc: dict, contrast: str, test_family: str, direction: str = "t2v", metric: str = "R@1") -> dict:
+    return next(r for r in doc["effects"] if r["contrast"] == contrast and r["test_family"] == test_family
+                and (r["direction"], r["metric"]) == (direction, metric))
+
+
+def test_the_report_starts_with_a_verdict_the_known_effects_support(full_study: tuple[str, dict, Path]) -> None:
+    text, doc, _ = full_study
+    first = text.splitlines()[2]
+    assert first.startswith("Verdict (GLSCL, t2v R@1, seeds and queries as random factors, margin ±2 points, Holm "
+                            "over 4 comparisons):")
+    assert "IDL removed: smaller than 2 points" in first
+    assert "ICL and IDL removed: at least 2 points (worse)" in first
+    assert "ICL removed: undetermined" in first  # seeds disagree by 30 points: no claim either way
+    assert "Minimum detectable effect at 80% power" in first
+    assert doc["verdict"] == [first]
+    placement = text.splitlines()[4]
+    assert placement.startswith("On this benchmark, full glscl (t2v R@1 ") and "below clip4clip-meanp" in placement
+    assert "above clip-zeroshot" in placement
+
+
+def test_seed_aware_numbers_sit_beside_query_only_ones(full_study: tuple[str, dict, Path]) -> None:
+    _, doc, _ = full_study
+    noisy = _row(doc, "glscl-no-icl - glscl", "primary")
+    # whole seeds move by +/-15 points: queries alone call it significant or not, seeds widen the interval a lot
+    width = noisy["seed_aware"]["ci"][1] - noisy["seed_aware"]["ci"][0]
+    assert width > 3 * (noisy["query_only"]["ci"][1] - noisy["query_only"]["ci"][0])
+    assert noisy["equivalence"]["conclusion"] == "undetermined" and not noisy["significant"]
+    bare = _row(doc, "glscl-no-aux - glscl", "primary")
+    assert bare["estimate"] == pytest.approx(-20) and bare["significant"]
+    assert bare["equivalence"]["conclusion"] == "at least 2"
+    same = _row(doc, "glscl-no-idl - glscl", "primary")
+    assert same["estimate"] == 0 and same["equivalence"]["conclusion"] == "smaller than 2"
+    for r in doc["effects"]:
+        assert r["query_only"]["p_holm"] >= r["query_only"]["p"] - 1e-12
+        assert r["seed_aware"]["p_holm"] >= r["seed_aware"]["p"] - 1e-12
+    plan = bare["planning"]
+    assert plan["mde"] > 0 and plan["components"]["n_seeds"] == 3 and plan["planning_queries"] == 1000
+
+
+def test_families_factorial_and_direct_comparison(full_study: tuple[str, dict, Path]) -> None:
+    _, doc, _ = full_study
+    families = {(r["family"], r["test_family"]) for r in doc["effects"]}
+    assert families == {("GLSCL", "primary"), ("GLSCL", "design"), ("GLSCL", "exploratory"),
+                        ("baselines", "placement")}
+    primary = [r["contrast"] for r in doc["effects"] if r["test_family"] == "primary"]
+    assert primary == ["glscl-no-icl - glscl", "glscl-no-idl - glscl", "glscl-no-aux - glscl",
+                       "glscl-global-only - glscl"]
+    values = {m: v for r in doc["effects"] if r["test_family"] == "primary" for m, v in r["values"].items()}
+    main_icl = _row(doc, "main effect ICL", "design")
+    expected = (values["glscl-no-icl"] + values["glscl-no-aux"] - values["glscl"] - values["glscl-no-idl"]) / 2
+    assert main_icl["estimate"] == pytest.approx(expected)
+    inter = _row(doc, "interaction ICL x IDL", "design")
+    assert inter["estimate"] == pytest.approx(values["glscl-no-aux"] - values["glscl-no-icl"]
+                                              - values["glscl-no-idl"] + values["glscl"])
+    direct = _row(doc, "glscl-no-aux - glscl-global-only", "design")
+    assert direct["estimate"] == 0
+    assert len([r for r in doc["effects"] if r["test_family"] == "exploratory"]) == 8 * 9
+
+
+def test_report_files_figures_and_keys(full_study: tuple[str, dict, Path]) -> None:
+    text, doc, out = full_study
+    for name in ("forest.png", "loss_curves.png", "r1_by_variant.png"):
+        assert (out / name).stat().st_size > 5000
+        assert f"]({name})" in text
+    html = (out / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == 3
+    assert {"schema", "schema_version", "question", "preset", "quick", "n_queries", "n_videos", "design", "stats",
+            "verdict", "placement", "answer", "variants", "effects", "subsets", "paper_costs"} <= set(doc)
+    row = _row(doc, "glscl-no-aux - glscl", "primary")
+    assert {"family", "test_family", "contrast", "label", "kind", "weights", "direction", "metric",
+            "higher_is_better", "values", "estimate", "seeds", "n_queries", "query_only", "seed_aware",
+            "significant", "equivalence", "planning"} <= set(row)
+    assert {"ci", "ci_bootstrap", "p", "p_holm", "variance"} <= set(row["query_only"])
+    assert {"ci", "ci_bootstrap", "se", "df", "p", "p_holm", "variance"} <= set(row["seed_aware"])
+    assert {"margin", "p_tost", "p_tost_holm", "p_beyond", "p_beyond_holm", "conclusion"} <= set(row["equivalence"])
+    assert "### Which variance each number includes" in text and "## Training curves" in text
+    assert (out / "findings.md").read_text().strip() == findings_markdown(doc)
+
+
+def test_a_second_family_is_a_data_change(tmp_path: Path) -> None:
+    split = _split()
+    groups = _study(split)
+    rename = {"glscl": "glccl", "glscl-no-aux": "glccl-no-csc", "glscl-global-only": "glccl-video-only"}
+    for old, new in rename.items():
+        groups[new] = [dataclasses.replace(r, method=new) for r in groups[old]]
+    families = {**json.loads((STUDY_DIR / "auxiliary-losses.json").read_text())["families"],
+                "GLCCL": GLCCL}
+    text, doc = _write(tmp_path, groups, split, families=families)
+    verdicts = doc["verdict"]
+    assert [v.split(",")[0] for v in verdicts] == ["Verdict (GLSCL", "Verdict (GLCCL"]
+    assert "CSC removed: at least 2 points (worse)" in verdicts[1] and "Holm over 2 comparisons" in verdicts[1]
+    glccl = {(r["test_family"], r["contrast"]) for r in doc["effects"] if r["family"] == "GLCCL"
+             and r["metric"] == "R@1" and r["direction"] == "t2v"}
+    assert glccl == {("primary", "glccl-no-csc - glccl"), ("primary", "glccl-video-only - glccl"),
+                     ("design", "glccl-no-csc - glccl-video-only")}  # one term: no factorial
+    assert "## GLCCL: effects on t2v R@1" in text
+
+
+def test_a_chosen_model_list_is_compared_pairwise(tmp_path: Path) -> None:
+    split = _split()
+    groups = {m: r for m, r in _study(split).items() if m in ("clip4clip-meanp", "glscl-no-icl", "clip-zeroshot")}
+    text, doc = _write(tmp_path, groups, split)
+    assert text.splitlines()[2].startswith("Verdict (chosen models, t2v R@1")
+    pairs = [r["contrast"] for r in doc["effects"] if r["test_family"] == "pairwise"]
+    assert pairs == ["clip-zeroshot - clip4clip-meanp", "clip-zeroshot - glscl-no-icl",
+                     "clip4clip-meanp - glscl-no-icl"]
+    assert "clip-zeroshot worse than clip4clip-meanp" in text.splitlines()[2]
+    assert "GLSCL: skipped, the runs lack glscl" in " ".join(doc["answer"])
+
+
+def test_one_seed_makes_no_seed_aware_claim(tmp_path: Path) -> None:
+    split = _split()
+    groups = {m: r[:1] for m, r in _study(split).items() if m in ("clip4clip-meanp", "glscl", "glscl-no-aux")}
+    text, doc = _write(tmp_path, groups, split)
+    assert text.splitlines()[2] == ("Verdict (GLSCL, t2v R@1, seeds and queries as random factors, margin ±2 points, "
+                                    "Holm over 1 comparison): undetermined: one seed per variant, so training "
+                                    "variance cannot be estimated and no claim is made.")
+    assert all(r["seed_aware"] is None and not r["significant"] for r in doc["effects"])
+    assert "GLSCL: partial, the runs lack glscl-no-icl, glscl-no-idl, glscl-global-only" in text
+
+
+def test_readme_block_is_replaced_between_its_markers() -> None:
+    readme = f"intro\n{README_START}\nold numbers\n{README_END}\nrest\n"
+    assert splice_readme(readme, "new block") == f"intro\n{README_START}\nnew block\n{README_END}\nrest\n"
+    with pytest.raises(ValueError, match="markers"):
+        splice_readme("no markers here", "x")
+    shipped = Path("README.md").read_text()
+    assert shipped.count(README_START) == 1 and shipped.count(README_END) == 1
