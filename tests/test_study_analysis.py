@@ -116,6 +116,8 @@ def test_seeds_needed_is_none_when_queries_alone_are_too_noisy() -> None:
     c = variance_components(crossed(np.random.default_rng(6), 0.0, 0.5, 30.0, 1.0, 10, 50)[0])
     assert seeds_needed(c, 1.0, 50) is None  # sd 30 over 50 queries: SE >= 4 points whatever the seeds
     assert seeds_needed(c, 1.0, 1_000_000) is not None
+    noisy_seeds = variance_components(crossed(np.random.default_rng(7), 0.0, 15.0, 0.5, 1.0, 10, 300)[0])
+    assert seeds_needed(noisy_seeds, 1.0, 300) > 200  # many seeds, but seeds alone get there
 
 
 def test_power_of_the_t_test() -> None:

@@ -36,8 +36,6 @@ from leaderboard.stats import statistic
 
 # Budget of resampled elements held in memory at once (resamples x queries).
 _BATCH_ELEMENTS = 2_000_000
-# Planning stops looking for a number of seeds beyond this many.
-MAX_PLANNED_SEEDS = 1000
 
 
 def _as_seeds(values: np.ndarray) -> np.ndarray:
@@ -252,18 +250,21 @@ def seeds_needed(
     c: Components, effect: float, n_units: int, alpha: float = 0.05, target: float = 0.8
 ) -> int | None:
     """Fewest seeds (>= 2) for which an effect of `effect` is detected with probability `target` with `n_units` query
-    units; None when the seed variance is unknown or no number up to MAX_PLANNED_SEEDS suffices (the query variance
-    alone is too large: more queries are needed)."""
+    units; None when the seed variance is unknown (one seed) or no number of seeds suffices: with infinitely many
+    seeds the query variance alone (s2_b / U) leaves the power below `target`, so more queries are needed."""
     if c.seed is None:
+        return None
+    if power(effect, math.sqrt(c.unit / n_units), n_units - 1, alpha) < target:
         return None
 
     def enough(n_seeds: int) -> bool:
         return power(effect, *_planned(c, n_seeds, n_units), alpha) >= target
 
-    low, high = 2, MAX_PLANNED_SEEDS
-    if not enough(high):
-        return None
-    while low < high:  # power grows with the number of seeds
+    high = 2
+    while not enough(high):  # power grows with the number of seeds towards the limit above
+        high *= 2
+    low = max(2, high // 2)
+    while low < high:
         mid = (low + high) // 2
         low, high = (low, mid) if enough(mid) else (mid + 1, high)
     return low

@@ -123,6 +123,10 @@ def _row_sentence(r: Mapping[str, Any]) -> str:
     return text + "."
 
 
+def _seeds_for(n_seeds: int | None, queries: str) -> str:
+    return f"{n_seeds:,} seeds at {queries}" if n_seeds else f"more than {queries} (no number of seeds suffices)"
+
+
 def _planning_lines(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     lines = []
     for r in rows:
@@ -130,13 +134,11 @@ def _planning_lines(rows: Sequence[Mapping[str, Any]]) -> list[str]:
         if not plan or plan["mde"] is None:
             continue
         unit, effect = _unit(r["metric"]), plan["effect"]
-        here = plan["seeds_needed"]
-        there = plan["seeds_needed_at_planning_queries"]
-        here_text = f"{here} seeds" if here else "not reachable by adding seeds (more queries needed)"
-        there_text = f"{there} seeds" if there else "not reachable by adding seeds"
+        here = _seeds_for(plan["seeds_needed"], f"{r['n_queries']} queries")
+        there = _seeds_for(plan["seeds_needed_at_planning_queries"],
+                           f"{plan['planning_queries']:,} queries ({plan['planning_queries_label']})")
         lines.append(f"{r['label']}: detectable at {plan['power']:.0%} power from {plan['mde']:.1f} {unit}; a "
-                     f"{effect:g}-{unit[:-1]} effect needs {here_text} at {r['n_queries']} queries, {there_text} at "
-                     f"{plan['planning_queries']:,} ({plan['planning_queries_label']}).")  # fmt: skip
+                     f"{effect:g}-{unit[:-1]} effect needs {here}, or {there}.")  # fmt: skip
     return lines
 
 
