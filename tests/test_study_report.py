@@ -180,7 +180,7 @@ def test_report_files_figures_and_keys(full_study: tuple[str, dict, Path]) -> No
     html = (out / "report.html").read_text()
     assert html.count("data:image/png;base64,") == 3
     assert {"schema", "schema_version", "question", "preset", "quick", "n_queries", "n_videos", "design", "stats",
-            "verdict", "placement", "answer", "variants", "effects", "subsets", "paper_costs"} <= set(doc)
+            "verdict", "placement", "summary", "answer", "variants", "effects", "subsets", "paper_costs"} <= set(doc)
     row = _row(doc, "glscl-no-aux - glscl", "primary")
     assert {"family", "test_family", "contrast", "label", "kind", "weights", "direction", "metric",
             "higher_is_better", "values", "estimate", "seeds", "n_queries", "query_only", "seed_aware",

@@ -149,12 +149,40 @@ def _exploratory_line(family: str, rows: Sequence[Mapping[str, Any]]) -> str:
     seed = [r for r in explored if r["significant"]]
     query = [r for r in explored if (r["query_only"].get("p_holm") or 1.0) < 0.05 and not r["significant"]]
     listed = "; ".join(f"{r['label']}: {r['direction']} {r['metric']} {r['estimate']:+.2f}" for r in seed)
-    head = (f"Exploratory ({len(explored)} tests on the other metrics, Holm within them): "
+    head = (f"{family} exploratory ({len(explored)} tests on the other metrics, Holm within them): "
             + (f"seed-aware significant: {listed}." if seed else "none is significant seed-aware."))
     if query:
         head += (f" {len(query)} more would be 'significant' with queries as the only source of variance (not "
                  "claimed: training seeds vary more than that).")
     return head
+
+
+def _count_range(values: Sequence[int | None]) -> str:
+    numbers = sorted(v for v in values if v is not None)
+    if not numbers:
+        return "no number of seeds"
+    text = f"{numbers[0]:,}" if numbers[0] == numbers[-1] else f"{numbers[0]:,}-{numbers[-1]:,}"
+    return text + (" (no number of seeds for some comparisons)" if len(numbers) < len(values) else "")
+
+
+def planning_summary(family: str, rows: Sequence[Mapping[str, Any]]) -> str | None:
+    """One sentence: the seeds a planning-size effect needs across the family's primary comparisons."""
+    plans = [(r, r["planning"]) for r in rows if r["family"] == family and r["test_family"] in ("primary", "pairwise")
+             and r.get("planning") and r["planning"]["mde"] is not None]  # fmt: skip
+    if not plans:
+        return None
+    r, plan = plans[0]
+    return (f"{family} planning: a {plan['effect']:g}-{_unit(r['metric'])[:-1]} effect on {r['direction']} "
+            f"{r['metric']} would need {_count_range([p['seeds_needed'] for _, p in plans])} seeds at "
+            f"{r['n_queries']} queries, or {_count_range([p['seeds_needed_at_planning_queries'] for _, p in plans])} "
+            f"at {plan['planning_queries']:,} ({plan['planning_queries_label']}), at {plan['power']:.0%} power, "
+            "assuming the seed and query variances measured here.")  # fmt: skip
+
+
+def summary_lines(rows: Sequence[Mapping[str, Any]], families: Sequence[str]) -> list[str]:
+    """Per family: what the exploratory metrics show and what a run that should detect a small effect needs."""
+    lines = [_exploratory_line(f, rows) for f in families] + [planning_summary(f, rows) for f in families]
+    return [line for line in lines if line]
 
 
 def answer_lines(
@@ -169,9 +197,9 @@ def answer_lines(
     for family in families:
         mine = [r for r in rows if r["family"] == family and r["test_family"] != "exploratory"]
         lines += [f"{family} ({r['test_family']}) {_row_sentence(r)}" for r in mine]
-        lines += [x for x in [_exploratory_line(family, rows)] if x]
         lines += [f"{family} planning, {x}" for x in _planning_lines(
             [r for r in mine if r["test_family"] in ("primary", "pairwise")])]  # fmt: skip
+    lines += summary_lines(rows, families)
     lines += placement([r for r in rows if r["test_family"] == "placement"])
     lines += list(notes)
     seeds = {len(r["seeds"]) for r in rows} or {0}
@@ -186,7 +214,7 @@ def findings_markdown(doc: Mapping[str, Any]) -> str:
     seeds = max((len(v["seeds"]) for v in doc["variants"]), default=0)
     head = (f"What it found ({seeds} seeds per variant, {doc['n_queries']} test queries, preset `{doc['preset']}`"
             f"{', quick' if doc['quick'] else ''}; from `report.json`):")  # fmt: skip
-    lines = [head, "", *[f"- {line}" for line in doc["verdict"]], *[f"- {line}" for line in doc["placement"]]]
+    lines = [head, "", *(f"- {line}" for key in ("verdict", "placement", "summary") for line in doc[key])]
     return "\n".join(lines)
 
 

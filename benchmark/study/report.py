@@ -17,7 +17,16 @@ from benchmark.presets import Preset
 from benchmark.runs import RunRecord
 from benchmark.study import figures
 from benchmark.study.analysis import QUERIES_ONLY, SEEDS_AND_QUERIES, SEEDS_ONLY
-from benchmark.study.answer import answer_lines, conclusion, findings_markdown, fmt_ci, fmt_p, placement, verdict
+from benchmark.study.answer import (
+    answer_lines,
+    conclusion,
+    findings_markdown,
+    fmt_ci,
+    fmt_p,
+    placement,
+    summary_lines,
+    verdict,
+)
 from benchmark.study.design import StudyDesign, load_design, plan_contrasts
 from benchmark.study.document import Bullets, Figure, Heading, Paragraph, Report, Table, to_html, to_markdown
 from benchmark.study.effects import estimate_effects
@@ -268,7 +277,7 @@ def write_study_report(
                    "planning": vars(design.planning), "families": list(families), "notes": plan.notes},
         "stats": {**settings.describe(), "query_only": QUERIES_ONLY, "seed_aware": SEEDS_AND_QUERIES,
                   "seed_aware_mdr": SEEDS_ONLY, "two_level_bootstrap": "seeds, then query units, with replacement"},
-        "verdict": verdicts, "placement": placements, "answer": answer,
+        "verdict": verdicts, "placement": placements, "summary": summary_lines(rows, families), "answer": answer,
         "variants": list(summaries.values()), "effects": rows, "subsets": breakdown,
         "paper_costs": {k: {"per_pair_macs": v["per_pair_macs"], "head_gmacs_1k": v["head_gmacs_1k"]}
                         for k, v in paper_costs.items()},
