@@ -17,6 +17,7 @@ from benchmark.presets import load_preset
 from benchmark.runs import RunRecord
 from benchmark.study.answer import README_END, README_START, findings_markdown, splice_readme
 from benchmark.study.design import STUDY_DIR
+from benchmark.study.report import sampling_units as report_clusters
 from benchmark.study.report import write_study_report
 from leaderboard.stats import StatsSettings
 
@@ -232,6 +233,22 @@ def test_one_seed_makes_no_seed_aware_claim(tmp_path: Path) -> None:
                                     "variance cannot be estimated and no claim is made.")
     assert all(r["seed_aware"] is None and not r["significant"] for r in doc["effects"])
     assert "GLSCL: partial, the runs lack glscl-no-icl, glscl-no-idl, glscl-global-only" in text
+
+
+def test_models_without_a_common_seed_are_refused(tmp_path: Path) -> None:
+    split = _split()
+    study = _study(split)
+    groups = {"glscl": study["glscl"][:1], "glscl-no-aux": study["glscl-no-aux"][1:2]}
+    with pytest.raises(ValueError, match="share no training seed"):
+        _write(tmp_path, groups, split)
+
+
+def test_captions_of_one_video_are_one_sampling_unit() -> None:
+    videos = [VideoRecord(f"v{i}", f"v{i}.mp4") for i in range(3)]
+    texts = [TextRecord(f"t{i}", "c", f"v{i // 2}") for i in range(6)]
+    units = report_clusters(Split("toy", "test", videos, texts))
+    assert units["t2v"].tolist() == [0, 0, 1, 1, 2, 2] and units["v2t"] is None
+    assert report_clusters(_split()) == {"t2v": None, "v2t": None}
 
 
 def test_readme_block_is_replaced_between_its_markers() -> None:

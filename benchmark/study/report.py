@@ -151,7 +151,7 @@ def calibration_lines(
     return lines
 
 
-def _clusters(test_split: Any) -> dict[str, np.ndarray | None]:
+def sampling_units(test_split: Any) -> dict[str, np.ndarray | None]:
     """Sampling units per direction: t2v queries grouped by video where several captions share one (MSVD)."""
     index = np.asarray(test_split.text_to_video)
     return {"t2v": index if len(np.unique(index)) < len(index) else None, "v2t": None}
@@ -194,7 +194,7 @@ def write_study_report(
     check_same_split(list(variants.values()))
     summaries = {name: summarize_variant(v, settings) for name, v in variants.items()}
     plan = plan_contrasts(design, list(groups))
-    rows = estimate_effects(plan, variants, design, settings, _clusters(test_split))
+    rows = estimate_effects(plan, variants, design, settings, sampling_units(test_split))
     families = [f for f in plan.families if f != "baselines"]
     on_primary = [r for r in rows if "equivalence" in r]
     verdicts = [verdict(f, [r for r in on_primary if r["family"] == f and r["test_family"] in ("primary", "pairwise")],

@@ -63,6 +63,9 @@ def aligned(
     """`seeds` (default: those common to `variants`) and each variant's values on them, direction -> metric ->
     [seeds, queries] (paired by seed; a variant that is not trained is repeated for every seed)."""
     seeds = list(common_seeds(variants) if seeds is None else seeds)
+    if not seeds:
+        raise ValueError(f"{', '.join(v.name for v in variants)} share no training seed, so they cannot be paired by "
+                         "seed: run them with the same seeds (tvbench reproduce --seeds N).")  # fmt: skip
     out: dict[str, Values] = {}
     for v in variants:
         by_seed = v.per_seed(ties)
