@@ -17,6 +17,7 @@ from benchmark.study.analysis import (
     power,
     query_only,
     seed_aware,
+    seed_aware_median,
     seed_level,
     seeds_needed,
     unit_values,
@@ -69,6 +70,15 @@ def test_seed_aware_is_never_narrower_than_either_single_source() -> None:
     # identical seeds (as in a tiny study where every seed hits the same queries): the query variance remains
     same = np.tile(rng.normal(size=24), (2, 1))
     assert seed_aware(same).se == pytest.approx(query_only(same).se)  # type: ignore[union-attr]
+
+
+def test_a_median_contrast_is_never_exact_because_seeds_agree() -> None:
+    query_distribution = np.random.default_rng(13).normal(2.0, 0.5, 2000)
+    agreeing = seed_aware_median(np.array([2.0, 2.0, 2.0]), query_distribution, 300)
+    assert agreeing.se == pytest.approx(0.5, rel=0.05) and agreeing.df == 299  # type: ignore[union-attr]
+    spread = seed_aware_median(np.array([-3.0, 2.0, 7.0]), query_distribution, 300)
+    assert spread.se == pytest.approx(5 / np.sqrt(3)) and spread.df == 2  # type: ignore[union-attr]
+    assert seed_aware_median(np.array([2.0]), query_distribution, 300) is None
 
 
 def test_one_seed_has_no_seed_aware_estimate() -> None:

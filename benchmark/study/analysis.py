@@ -169,6 +169,8 @@ SEEDS_AND_QUERIES = ("seeds + queries (crossed random effects, components trunca
                      "paired t-test over seeds or the query-only test)")
 QUERIES_ONLY = "queries only (seeds fixed: t-test over query units of the seed-averaged values)"
 SEEDS_ONLY = "seeds only (queries fixed: t-test over per-seed values)"
+SEEDS_AND_QUERIES_MDR = ("seeds + queries for a median: t-test over the per-seed differences of medians, its standard "
+                         "error never below the query-bootstrap one")
 
 
 def seed_aware(d: np.ndarray, clusters: np.ndarray | Sequence[int] | None = None) -> Estimate | None:
@@ -213,6 +215,19 @@ def seed_level(per_seed: np.ndarray) -> Estimate | None:
     if len(x) < 2:
         return None
     return Estimate(float(x.mean()), float(np.std(x, ddof=1) / math.sqrt(len(x))), len(x) - 1, SEEDS_ONLY)
+
+
+def seed_aware_median(per_seed: np.ndarray, query_distribution: np.ndarray, n_units: int) -> Estimate | None:
+    """A contrast of medians (MdR) with seeds and queries: the t-test over its per-seed values, with the standard
+    error raised to the query-bootstrap standard error (seeds fixed) when that is larger, so identical seeds never
+    make a median difference look exact; degrees of freedom follow the chosen source (1 with two seeds)."""
+    est = seed_level(per_seed)
+    if est is None:
+        return None
+    query_se = float(np.std(query_distribution, ddof=1))
+    n_seeds = len(per_seed)
+    se, df = (est.se, est.df) if est.se >= query_se else (query_se, n_units - 1)
+    return Estimate(est.value, se, 1 if n_seeds == 2 else df, SEEDS_AND_QUERIES_MDR)
 
 
 def _planned(c: Components, n_seeds: int, n_units: int) -> tuple[float, float]:

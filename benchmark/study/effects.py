@@ -13,8 +13,6 @@ from benchmark.metrics import METRICS
 from benchmark.runs import DIRECTIONS
 from benchmark.study.analysis import (
     QUERIES_ONLY,
-    SEEDS_AND_QUERIES,
-    SEEDS_ONLY,
     Estimate,
     bootstrap_contrasts,
     bootstrap_p,
@@ -22,7 +20,7 @@ from benchmark.study.analysis import (
     minimum_detectable_effect,
     query_only,
     seed_aware,
-    seed_level,
+    seed_aware_median,
     seeds_needed,
     unit_values,
     variance_components,
@@ -61,8 +59,9 @@ def _row(
     per_seed = sum(w * _per_seed_metric(values[m], metric) for m, w in contrast.weights.items())
     intervals = boot.intervals(settings.confidence)
     median = statistic(metric) is np.median
-    if median:  # no per-query decomposition of a median: seeds-only test; query-only from the bootstrap
-        seed_est: Estimate | None = seed_level(per_seed)
+    n_units = len(np.unique(clusters)) if clusters is not None else values[contrast.models[0]].shape[1]
+    if median:  # no per-query decomposition of a median: test over seeds; query-only from the bootstrap
+        seed_est: Estimate | None = seed_aware_median(per_seed, boot.query_only, n_units)
         query = {"ci": intervals["query_only"], "p": bootstrap_p(boot.query_only),
                  "test": "percentile bootstrap over query units (inverted)",
                  "variance": "queries only (seeds fixed)"}  # fmt: skip
@@ -87,7 +86,7 @@ def _row(
         row["seed_aware"] = {
             "ci": list(seed_est.ci(settings.confidence)), "ci_bootstrap": intervals["two_level"], "se": seed_est.se,
             "df": seed_est.df, "p": seed_est.p(), "test": "t-test" + (" over seeds" if median else ""),
-            "variance": SEEDS_ONLY if median else SEEDS_AND_QUERIES,
+            "variance": seed_est.variance,
             "variance_bootstrap": "seeds + queries (two-level bootstrap: seeds, then query units)",
         }  # fmt: skip
     if (direction, metric) == design.primary:

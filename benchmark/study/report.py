@@ -16,7 +16,7 @@ from benchmark.metrics import METRICS
 from benchmark.presets import Preset
 from benchmark.runs import RunRecord
 from benchmark.study import figures
-from benchmark.study.analysis import QUERIES_ONLY, SEEDS_AND_QUERIES, SEEDS_ONLY
+from benchmark.study.analysis import QUERIES_ONLY, SEEDS_AND_QUERIES, SEEDS_AND_QUERIES_MDR
 from benchmark.study.answer import (
     answer_lines,
     conclusion,
@@ -91,8 +91,8 @@ def exploratory_table(rows: Sequence[dict[str, Any]]) -> Table:
              "yes" if r["significant"] else "no"] for r in rows]  # fmt: skip
     return Table(["comparison", "dir", "metric", "estimate", "query-only 95% CI", "query-only p (Holm)",
                   "seed-aware 95% CI", "seed-aware p (Holm)", "seed-aware significant"], body,
-                 f"Exploratory: every other metric, Holm within this table. Seed-aware for MdR: {SEEDS_ONLY}; "
-                 "its query-only p inverts the query bootstrap.")  # fmt: skip
+                 f"Exploratory: every other metric, Holm within this table. Seed-aware for MdR: "
+                 f"{SEEDS_AND_QUERIES_MDR}; its query-only p inverts the query bootstrap.")  # fmt: skip
 
 
 def planning_table(rows: Sequence[dict[str, Any]], design: StudyDesign) -> Table:
@@ -164,8 +164,8 @@ def variance_lines(design: StudyDesign, settings: StatsSettings) -> list[str]:
         "'[interval]' in the variant tables and every 'query-only' number: query variance only (seeds fixed at the "
         f"ones run): {QUERIES_ONLY}; its bootstrap interval resamples query units of the seed-averaged outcomes.",
         f"Every 'seed-aware' number: {SEEDS_AND_QUERIES}. For MdR (a median has no per-query decomposition): "
-        f"{SEEDS_ONLY}. The two-level bootstrap interval resamples seeds, then query units ({settings.n_resamples} "
-        f"resamples, seed {settings.seed}).",
+        f"{SEEDS_AND_QUERIES_MDR}. The two-level bootstrap interval resamples seeds, then query units "
+        f"({settings.n_resamples} resamples, seed {settings.seed}).",
         f"Claims (significance, equivalence, the verdict) use only the seed-aware tests, Holm-corrected within each "
         f"pre-specified family at alpha {settings.alpha}; TOST margin ±{design.margin:g} on {design.primary_label}.",
         "Planning numbers (minimum detectable effect, seeds needed) come from the seed, query and residual variance "
@@ -276,7 +276,8 @@ def write_study_report(
         "design": {"primary": "/".join(design.primary), "margin": design.margin, "power": design.power,
                    "planning": vars(design.planning), "families": list(families), "notes": plan.notes},
         "stats": {**settings.describe(), "query_only": QUERIES_ONLY, "seed_aware": SEEDS_AND_QUERIES,
-                  "seed_aware_mdr": SEEDS_ONLY, "two_level_bootstrap": "seeds, then query units, with replacement"},
+                  "seed_aware_mdr": SEEDS_AND_QUERIES_MDR,
+                  "two_level_bootstrap": "seeds, then query units, with replacement"},
         "verdict": verdicts, "placement": placements, "summary": summary_lines(rows, families), "answer": answer,
         "variants": list(summaries.values()), "effects": rows, "subsets": breakdown,
         "paper_costs": {k: {"per_pair_macs": v["per_pair_macs"], "head_gmacs_1k": v["head_gmacs_1k"]}
