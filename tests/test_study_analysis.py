@@ -10,12 +10,10 @@ from scipy import stats as sps
 from benchmark.study.analysis import (
     Estimate,
     bootstrap_contrasts,
-    bootstrap_p,
     classify,
     factorial_weights,
     minimum_detectable_effect,
     power,
-    query_only,
     seed_aware,
     seed_aware_median,
     seed_level,
@@ -23,7 +21,11 @@ from benchmark.study.analysis import (
     unit_values,
     variance_components,
 )
-from benchmark.study.analysis import _weighted_medians as weighted_medians
+
+
+def query_only(d: np.ndarray):
+    """The query-only test: a t-test over queries of the seed-averaged values (seeds treated as fixed)."""
+    return seed_level(d.mean(axis=0))
 
 
 def crossed(rng: np.random.Generator, mu: float, sd_seed: float, sd_query: float, sd_res: float, n_seeds: int,
@@ -50,14 +52,6 @@ def test_seed_aware_is_the_paired_t_over_seeds_when_queries_add_no_variance() ->
                sps.ttest_1samp(per_seed, margin, alternative="less").pvalue)
     assert est.tost(margin) == pytest.approx(tost, rel=1e-9)
     assert seed_level(per_seed).p() == pytest.approx(ref.pvalue, rel=1e-9)  # type: ignore[union-attr]
-
-
-def test_query_only_is_the_t_test_over_queries_of_seed_averaged_values() -> None:
-    rng = np.random.default_rng(0)
-    d = crossed(rng, 0.3, 1.0, 1.0, 1.0, 3, 80)[0]
-    est = query_only(d)
-    assert est.p() == pytest.approx(sps.ttest_1samp(d.mean(axis=0), 0.0).pvalue, rel=1e-9)
-    assert est.value == pytest.approx(d.mean())
 
 
 def test_seed_aware_is_never_narrower_than_either_single_source() -> None:
@@ -146,23 +140,13 @@ def test_equivalence_conclusions(estimate: Estimate, expected: str) -> None:
 
 def test_clusters_count_a_video_once() -> None:
     # Each caption group holds identical copies of one query: analysed by cluster it is the original data; analysed
-    # as independent captions the standard error shrinks by sqrt(copies).
-    d = crossed(np.random.default_rng(7), 0.5, 1.0, 2.0, 1.0, 3, 40)[0]
+    # as independent captions (no seed variance here) the standard error shrinks by about sqrt(copies).
+    d = crossed(np.random.default_rng(7), 0.5, 0.0, 2.0, 1.0, 3, 40)[0]
     copies = np.repeat(d, 4, axis=1)
     clusters = np.repeat(np.arange(40), 4)
     assert unit_values(copies, clusters) == pytest.approx(d)
     assert seed_aware(copies, clusters).se == pytest.approx(seed_aware(d).se)  # type: ignore[union-attr]
-    assert query_only(copies, clusters).se == pytest.approx(query_only(d).se)
-    assert query_only(copies).se == pytest.approx(query_only(d).se / 2, rel=0.05)
-
-
-def test_weighted_medians_equal_numpy_medians_of_the_expanded_sample() -> None:
-    rng = np.random.default_rng(8)
-    x = rng.integers(1, 20, 15).astype(float)
-    weights = rng.integers(0, 4, (50, 15)).astype(float)
-    weights[:, 0] += 1  # never an empty resample
-    expected = [np.median(np.repeat(x, w.astype(int))) for w in weights]
-    assert weighted_medians(x, weights) == pytest.approx(expected)
+    assert seed_aware(copies).se == pytest.approx(seed_aware(d).se / 2, rel=0.1)  # type: ignore[union-attr]
 
 
 def test_two_level_bootstrap_adds_seed_variance_and_only_that() -> None:
@@ -184,7 +168,7 @@ def test_bootstrap_contrast_of_medians_is_the_mean_of_seed_medians() -> None:
     # (median 5.5 + median 3) / 2 = 4.25 is the centre of the query-only distribution's support
     assert np.median(result["a"].query_only) == pytest.approx(4.25, abs=1.0)
     assert result["a-b"].query_only == pytest.approx(result["a"].query_only - 1.0)
-    assert bootstrap_p(result["a-b"].query_only) < 0.01
+    assert result["a-b"].two_level.min() >= 0  # a's median rank is never below b's
 
 
 def test_factorial_weights_of_a_2x2_design() -> None:

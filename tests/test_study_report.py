@@ -186,7 +186,8 @@ def test_report_files_figures_and_keys(full_study: tuple[str, dict, Path]) -> No
     assert {"family", "test_family", "contrast", "label", "kind", "weights", "direction", "metric",
             "higher_is_better", "values", "estimate", "seeds", "n_queries", "query_only", "seed_aware",
             "significant", "equivalence", "planning"} <= set(row)
-    assert {"ci", "ci_bootstrap", "p", "p_holm", "variance"} <= set(row["query_only"])
+    assert {"ci", "p", "p_holm", "test", "exact", "n_resamples", "limited_by_resamples", "variance"} <= set(
+        row["query_only"])
     assert {"ci", "ci_bootstrap", "se", "df", "p", "p_holm", "variance"} <= set(row["seed_aware"])
     assert {"margin", "p_tost", "p_tost_holm", "p_beyond", "p_beyond_holm", "conclusion"} <= set(row["equivalence"])
     assert "### Which variance each number includes" in text and "## Training curves" in text

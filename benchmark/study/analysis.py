@@ -8,13 +8,13 @@ differently. Everything here takes arrays and returns numbers:
 - `variance_components`: method-of-moments estimates of the seed, query and residual variances of a two-way crossed
   random-effects model d[s, q] = mu + a_s + b_q + e_sq (Searle, Casella & McCulloch 1992, ch. 4), negative estimates
   set to 0;
-- `seed_aware` / `query_only` / `seed_level`: the estimate of mu with its standard error and (Satterthwaite)
-  degrees of freedom, including seeds and queries, queries only (seeds fixed), or seeds only (queries fixed);
+- `seed_aware`: the estimate of mu with its standard error and degrees of freedom, seeds and queries included;
+  `seed_aware_median` the same for a contrast of medians (MdR), `seed_level` the t-test over seeds alone;
 - `Estimate`: t-based p-value and interval, the two one-sided tests of equivalence (TOST, Schuirmann 1987) against
   a margin and the opposite test that the effect is at least the margin;
 - `minimum_detectable_effect` / `seeds_needed`: power analysis from the variance components (noncentral t);
 - `bootstrap_contrasts`: the two-level bootstrap (resample seeds, then query units) of linear contrasts of models,
-  beside the query-only bootstrap (seeds fixed) from the same query draws;
+  beside the query-only bootstrap (seeds fixed) from the same query draws (`leaderboard.resampling`'s engine);
 - `factorial_weights`: the main effects and interactions of a 2^k design of removed loss terms.
 
 Sampling units (`clusters`): a video with all its captions where several texts share a video (MSVD), otherwise one
@@ -24,7 +24,7 @@ query. Every random procedure takes a seed.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import combinations
 
@@ -32,10 +32,8 @@ import numpy as np
 from scipy import optimize
 from scipy import stats as sps
 
+from leaderboard.resampling import bootstrap_statistics, unit_labels
 from leaderboard.stats import statistic
-
-# Budget of resampled elements held in memory at once (resamples x queries).
-_BATCH_ELEMENTS = 2_000_000
 
 
 def _as_seeds(values: np.ndarray) -> np.ndarray:
@@ -45,16 +43,6 @@ def _as_seeds(values: np.ndarray) -> np.ndarray:
     if x.ndim != 2 or 0 in x.shape:
         raise ValueError(f"Per-query values must be [seeds, queries] and non-empty; got shape {x.shape}.")
     return x
-
-
-def unit_labels(clusters: np.ndarray | Sequence[int] | None, n: int) -> np.ndarray:
-    """Sampling unit (0..G-1) of each of `n` queries: `clusters` relabelled densely, or one unit per query (None)."""
-    if clusters is None:
-        return np.arange(n, dtype=np.int64)
-    labels = np.asarray(clusters)
-    if labels.shape != (n,):
-        raise ValueError(f"`clusters` needs one label per query ({n}); got shape {labels.shape}.")
-    return np.unique(labels, return_inverse=True)[1].astype(np.int64).reshape(n)
 
 
 def unit_values(values: np.ndarray, clusters: np.ndarray | Sequence[int] | None = None) -> np.ndarray:
@@ -167,7 +155,6 @@ class Estimate:
 
 SEEDS_AND_QUERIES = ("seeds + queries (crossed random effects, components truncated at 0, so never narrower than the "
                      "paired t-test over seeds or the query-only test)")
-QUERIES_ONLY = "queries only (seeds fixed: t-test over query units of the seed-averaged values)"
 SEEDS_ONLY = "seeds only (queries fixed: t-test over per-seed values)"
 SEEDS_AND_QUERIES_MDR = ("seeds + queries for a median: t-test over the per-seed differences of medians, its standard "
                          "error never below the query-bootstrap one")
@@ -199,14 +186,6 @@ def _standard_error(
     variance, df = max([(ms_seed, s - 1), (ms_unit, u - 1), combined], key=lambda t: t[0])  # ties: the first
     df = 1 if s == 2 else df if math.isinf(df) else math.floor(df)
     return math.sqrt(max(variance, 0.0) / (s * u)), df
-
-
-def query_only(d: np.ndarray, clusters: np.ndarray | Sequence[int] | None = None) -> Estimate:
-    """Mean of d[seeds, queries] with seeds fixed: the t-test over query units of the seed-averaged values."""
-    x = unit_values(d, clusters).mean(axis=0)
-    if len(x) < 2:
-        raise ValueError("A query-level test needs at least two query units.")
-    return Estimate(float(x.mean()), float(np.std(x, ddof=1) / math.sqrt(len(x))), len(x) - 1, QUERIES_ONLY)
 
 
 def seed_level(per_seed: np.ndarray) -> Estimate | None:
@@ -294,36 +273,11 @@ def classify(tost_p: float | None, beyond_p: float | None, alpha: float) -> str:
     return "undetermined"
 
 
-def _draws(labels: np.ndarray, n_seeds: int, n_resamples: int, seed: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Batches of (query weights [b, queries], seed counts [b, seeds]): how often each query's unit and each seed is
-    drawn when units and seeds are resampled with replacement."""
-    rng = np.random.default_rng(seed)
-    n_units, n = int(labels.max()) + 1, len(labels)
-    step = max(1, _BATCH_ELEMENTS // max(n, n_units))
-    for k in range(0, n_resamples, step):
-        b = min(step, n_resamples - k)
-        flat = (rng.integers(0, n_units, (b, n_units)) + n_units * np.arange(b)[:, None]).ravel()
-        units = np.bincount(flat, minlength=b * n_units).reshape(b, n_units)
-        seeds = rng.integers(0, n_seeds, (b, n_seeds))
-        seed_counts = np.stack([np.bincount(row, minlength=n_seeds) for row in seeds])
-        yield units[:, labels].astype(np.float64), seed_counts.astype(np.float64)
-
-
-def _weighted_medians(x: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """np.median of each resample, given how often each value is drawn (integer weights [b, n])."""
-    order = np.argsort(x, kind="stable")
-    cum = np.cumsum(weights[:, order], axis=1)
-    total = cum[:, -1]
-    first = np.argmax(cum >= ((total + 1) // 2)[:, None], axis=1)
-    second = np.argmax(cum >= (total // 2 + 1)[:, None], axis=1)
-    return (x[order][first] + x[order][second]) / 2
-
-
-def _per_seed(x: np.ndarray, weights: np.ndarray, median: bool) -> np.ndarray:
-    """[b, seeds]: each seed's mean (or median) over the resampled queries."""
-    if median:
-        return np.stack([_weighted_medians(row, weights) for row in x], axis=1)
-    return (weights @ x.T) / weights.sum(axis=1, keepdims=True)
+def _seed_counts(n_seeds: int, n_resamples: int, seed: int) -> np.ndarray:
+    """[resamples, seeds]: how often each seed is drawn when seeds are resampled with replacement (a stream apart
+    from the query draws of the same seed)."""
+    draws = np.random.default_rng([seed, 1]).integers(0, n_seeds, (n_resamples, n_seeds))
+    return (draws[:, :, None] == np.arange(n_seeds)).sum(axis=1).astype(np.float64)
 
 
 @dataclass(frozen=True)
@@ -361,26 +315,17 @@ def bootstrap_contrasts(
     if len(shapes) != 1:
         raise ValueError(f"Every model needs the same [seeds, queries] shape; got {sorted(shapes)}.")
     n_seeds, n = shapes.pop()
-    labels = unit_labels(clusters, n)
     median = statistic(metric) is np.median
     used = sorted({m for w in contrasts.values() for m in w})
-    out: dict[str, tuple[list[np.ndarray], list[np.ndarray]]] = {k: ([], []) for k in contrasts}
-    for weights, seed_counts in _draws(labels, n_seeds, n_resamples, seed):
-        stats = {m: _per_seed(arrays[m], weights, median) for m in used}
-        for key, w in contrasts.items():
-            per_seed = sum(coef * stats[m] for m, coef in w.items())
-            out[key][0].append(per_seed.mean(axis=1))
-            out[key][1].append((per_seed * seed_counts).sum(axis=1) / n_seeds)
-    return {k: BootstrapResult(np.concatenate(q), np.concatenate(t)) for k, (q, t) in out.items()}
-
-
-def bootstrap_p(distribution: np.ndarray) -> float:
-    """Two-sided p of 'the contrast is 0' by inverting the percentile interval: 2 x the smaller share of resamples on
-    either side of 0, each counted with the usual +1 (never 0)."""
-    n = len(distribution)
-    below = (np.count_nonzero(distribution <= 0) + 1) / (n + 1)
-    above = (np.count_nonzero(distribution >= 0) + 1) / (n + 1)
-    return float(min(1.0, 2 * min(below, above)))
+    columns = [(arrays[m][s : s + 1], median) for m in used for s in range(n_seeds)]
+    flat = bootstrap_statistics(columns, unit_labels(clusters, n), n_resamples, seed)  # shared query draws
+    stats = {m: np.stack(flat[i * n_seeds : (i + 1) * n_seeds], axis=1) for i, m in enumerate(used)}  # [B, seeds]
+    seed_counts = _seed_counts(n_seeds, n_resamples, seed)
+    out = {}
+    for key, w in contrasts.items():
+        per_seed = sum(coef * stats[m] for m, coef in w.items())
+        out[key] = BootstrapResult(per_seed.mean(axis=1), (per_seed * seed_counts).sum(axis=1) / n_seeds)
+    return out
 
 
 def factorial_weights(cells: Mapping[str, frozenset[str]], terms: Sequence[str]) -> dict[str, dict[str, float]]:

@@ -147,7 +147,7 @@ def _exploratory_line(family: str, rows: Sequence[Mapping[str, Any]]) -> str:
     if not explored:
         return ""
     seed = [r for r in explored if r["significant"]]
-    query = [r for r in explored if (r["query_only"].get("p_holm") or 1.0) < 0.05 and not r["significant"]]
+    query = [r for r in explored if r["query_only"]["significant"] and not r["significant"]]
     listed = "; ".join(f"{r['label']}: {r['direction']} {r['metric']} {r['estimate']:+.2f}" for r in seed)
     head = (f"{family} exploratory ({len(explored)} tests on the other metrics, Holm within them): "
             + (f"seed-aware significant: {listed}." if seed else "none is significant seed-aware."))

@@ -4,6 +4,7 @@ family (primary, design, placement, pairwise; every non-primary metric in a sepa
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -12,13 +13,10 @@ import numpy as np
 from benchmark.metrics import METRICS
 from benchmark.runs import DIRECTIONS
 from benchmark.study.analysis import (
-    QUERIES_ONLY,
     Estimate,
     bootstrap_contrasts,
-    bootstrap_p,
     classify,
     minimum_detectable_effect,
-    query_only,
     seed_aware,
     seed_aware_median,
     seeds_needed,
@@ -27,9 +25,12 @@ from benchmark.study.analysis import (
 )
 from benchmark.study.design import Contrast, Plan, StudyDesign
 from benchmark.study.variants import Variant, aligned, common_seeds
-from leaderboard.stats import StatsSettings, holm, statistic
+from leaderboard.resampling import bootstrap_pvalue
+from leaderboard.stats import StatsSettings, holm, signflip_test, statistic
 
 EXPLORATORY = "exploratory"
+QUERIES_ONLY = ("queries only (seeds fixed): the leaderboard's paired sign-flip test over query units of the "
+                "seed-averaged contrast (bootstrap inversion for MdR) and the percentile bootstrap over query units")
 # Test families whose contrasts are also estimated on every other metric (in the exploratory family).
 WITH_EXPLORATORY = ("primary", "design", "pairwise")
 
@@ -53,26 +54,22 @@ def _per_seed_metric(values: np.ndarray, metric: str) -> np.ndarray:
 
 def _row(
     contrast: Contrast, direction: str, metric: str, values: Mapping[str, np.ndarray], seeds: Sequence[Any],
-    boot: Any, clusters: np.ndarray | None, design: StudyDesign, settings: StatsSettings,
+    boot: Any, clusters: np.ndarray | None, design: StudyDesign, settings: StatsSettings, n_resamples: int,
 ) -> dict[str, Any]:
     """One contrast on one metric: estimate, both intervals and tests, and (primary endpoint) equivalence and power."""
     per_seed = sum(w * _per_seed_metric(values[m], metric) for m, w in contrast.weights.items())
     intervals = boot.intervals(settings.confidence)
-    median = statistic(metric) is np.median
     n_units = len(np.unique(clusters)) if clusters is not None else values[contrast.models[0]].shape[1]
-    if median:  # no per-query decomposition of a median: test over seeds; query-only from the bootstrap
-        seed_est: Estimate | None = seed_aware_median(per_seed, boot.query_only, n_units)
-        query = {"ci": intervals["query_only"], "p": bootstrap_p(boot.query_only),
-                 "test": "percentile bootstrap over query units (inverted)",
-                 "variance": "queries only (seeds fixed)"}  # fmt: skip
+    if statistic(metric) is np.median:  # no per-query decomposition of a median: test over seeds
         d = None
+        seed_est: Estimate | None = seed_aware_median(per_seed, boot.query_only, n_units)
+        test = bootstrap_pvalue(boot.query_only)
     else:
         d = sum(w * values[m] for m, w in contrast.weights.items())
         seed_est = seed_aware(d, clusters)
-        q = query_only(d, clusters)
-        query = {"ci": list(q.ci(settings.confidence)), "p": q.p(), "test": "t-test over query units",
-                 "variance": QUERIES_ONLY}  # fmt: skip
-    query["ci_bootstrap"] = intervals["query_only"]
+        test = signflip_test(d.mean(axis=0), clusters=clusters, n_resamples=n_resamples, seed=settings.seed)
+    query = {"ci": intervals["query_only"], "p": test.p, "test": test.method, "exact": test.exact,
+             "n_resamples": test.n_resamples, "limited_by_resamples": test.at_floor, "variance": QUERIES_ONLY}
     row: dict[str, Any] = {
         "contrast": contrast.key, "label": contrast.label, "kind": contrast.kind, "weights": contrast.weights,
         "direction": direction, "metric": metric, "higher_is_better": METRICS[metric].higher_is_better,
@@ -85,7 +82,7 @@ def _row(
     else:
         row["seed_aware"] = {
             "ci": list(seed_est.ci(settings.confidence)), "ci_bootstrap": intervals["two_level"], "se": seed_est.se,
-            "df": seed_est.df, "p": seed_est.p(), "test": "t-test" + (" over seeds" if median else ""),
+            "df": seed_est.df, "p": seed_est.p(), "test": "t-test" + (" over seeds" if d is None else ""),
             "variance": seed_est.variance,
             "variance_bootstrap": "seeds + queries (two-level bootstrap: seeds, then query units)",
         }  # fmt: skip
@@ -138,6 +135,7 @@ def _adjust(rows: list[dict[str, Any]], alpha: float) -> None:
                     b[f"{key}_holm"] = float(q)
         for r in group:
             r["query_only"].setdefault("p_holm", None)
+            r["query_only"]["significant"] = bool((r["query_only"]["p_holm"] or 1.0) < alpha)
             sa = r["seed_aware"]
             r["significant"] = bool(sa is not None and sa.get("p_holm", 1.0) < alpha)
             eq = r.get("equivalence")
@@ -159,6 +157,7 @@ def estimate_effects(
     query (None: every query is a unit). Bootstrap draws are shared by all contrasts on the same seeds."""
     clusters = clusters or {}
     tasks = _tasks(plan, design.primary)
+    family_size = Counter((family, test_family) for family, test_family, *_ in tasks)
     by_seeds: dict[tuple, list[int]] = {}
     for i, (_, _, contrast, _, _) in enumerate(tasks):
         key = tuple(common_seeds([variants[m] for m in contrast.models]))
@@ -175,7 +174,8 @@ def estimate_effects(
                                         seed=settings.seed)  # fmt: skip
             for i in mine:
                 family, test_family, contrast, _, _ = tasks[i]
-                row = _row(contrast, d, m, arrays, seeds, boots[str(i)], clusters.get(d), design, settings)
+                b = settings.resamples_for(family_size[family, test_family])  # the smallest p stays reachable
+                row = _row(contrast, d, m, arrays, seeds, boots[str(i)], clusters.get(d), design, settings, b)
                 rows[i] = {"family": family, "test_family": test_family, **row}
     done = [r for r in rows if r is not None]
     _adjust(done, settings.alpha)

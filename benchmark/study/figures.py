@@ -51,7 +51,7 @@ def forest(rows: Sequence[dict[str, Any]], margin: float, metric: str, path: Pat
     labels = []
     for i, r in enumerate(reversed(rows)):
         y = float(i)
-        low, high = r["query_only"]["ci_bootstrap"]
+        low, high = r["query_only"]["ci"]
         ax.plot([low, high], [y + 0.22, y + 0.22], color="#999999", lw=2, label="query-only 95% (bootstrap)")
         if r["seed_aware"] is not None:
             low, high = r["seed_aware"]["ci"]

@@ -16,7 +16,7 @@ from benchmark.metrics import METRICS
 from benchmark.presets import Preset
 from benchmark.runs import RunRecord
 from benchmark.study import figures
-from benchmark.study.analysis import QUERIES_ONLY, SEEDS_AND_QUERIES, SEEDS_AND_QUERIES_MDR
+from benchmark.study.analysis import SEEDS_AND_QUERIES, SEEDS_AND_QUERIES_MDR
 from benchmark.study.answer import (
     answer_lines,
     conclusion,
@@ -29,7 +29,7 @@ from benchmark.study.answer import (
 )
 from benchmark.study.design import StudyDesign, load_design, plan_contrasts
 from benchmark.study.document import Bullets, Figure, Heading, Paragraph, Report, Table, to_html, to_markdown
-from benchmark.study.effects import estimate_effects
+from benchmark.study.effects import QUERIES_ONLY, estimate_effects
 from benchmark.study.variants import (
     Variant,
     check_same_split,
