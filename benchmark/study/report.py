@@ -53,8 +53,8 @@ def variant_table(summaries: Sequence[dict[str, Any]], direction: str) -> Table:
     arrows = {m: "↑" if i.higher_is_better else "↓" for m, i in METRICS.items()}
     rows = [[s["name"], len(s["seeds"]), *(_cell(s[direction], m) for m in METRICS)] for s in summaries]
     return Table(["variant", "seeds", *(f"{m} {arrows[m]}" for m in METRICS)], rows,
-                 f"{direction}: mean ± sd over seeds (training variance) [95% bootstrap interval over queries of "
-                 "seed-averaged outcomes (query variance only)]")  # fmt: skip
+                 f"{direction}: mean ± sd over seeds (training variance) [95% bootstrap interval over query units with "
+                 "the seeds fixed (query variance only)]")  # fmt: skip
 
 
 def _p(block: Mapping[str, Any] | None, key: str = "p") -> str:
@@ -162,7 +162,7 @@ def variance_lines(design: StudyDesign, settings: StatsSettings) -> list[str]:
     return [
         "'± sd' in the variant tables: training variance only (sd of the per-seed metrics).",
         "'[interval]' in the variant tables and every 'query-only' number: query variance only (seeds fixed at the "
-        f"ones run): {QUERIES_ONLY}; its bootstrap interval resamples query units of the seed-averaged outcomes.",
+        f"ones run): {QUERIES_ONLY}.",
         f"Every 'seed-aware' number: {SEEDS_AND_QUERIES}. For MdR (a median has no per-query decomposition): "
         f"{SEEDS_AND_QUERIES_MDR}. The two-level bootstrap interval resamples seeds, then query units "
         f"({settings.n_resamples} resamples, seed {settings.seed}).",
@@ -192,9 +192,10 @@ def write_study_report(
     design = load_design(preset)
     variants = {name: Variant(name, tuple(records)) for name, records in groups.items()}
     check_same_split(list(variants.values()))
-    summaries = {name: summarize_variant(v, settings) for name, v in variants.items()}
+    units = sampling_units(test_split)
+    summaries = {name: summarize_variant(v, settings, units) for name, v in variants.items()}
     plan = plan_contrasts(design, list(groups))
-    rows = estimate_effects(plan, variants, design, settings, sampling_units(test_split))
+    rows = estimate_effects(plan, variants, design, settings, units)
     families = [f for f in plan.families if f != "baselines"]
     on_primary = [r for r in rows if "equivalence" in r]
     verdicts = [verdict(f, [r for r in on_primary if r["family"] == f and r["test_family"] in ("primary", "pairwise")],

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from benchmark.runs import DIRECTIONS, RunRecord
-from leaderboard.stats import StatsSettings, average_over_seeds, intervals, query_values, seed_spread
+from leaderboard.stats import StatsSettings, average_over_seeds, intervals, query_values, seed_spread, stack_seeds
 
 Values = dict[str, dict[str, np.ndarray]]  # direction -> metric -> per-query values
 
@@ -74,13 +74,16 @@ def aligned(
     return seeds, out
 
 
-def summarize_variant(variant: Variant, settings: StatsSettings) -> dict[str, Any]:
-    """Mean and sd over seeds of every metric, and the query-bootstrap interval of the seed-averaged values."""
-    values = variant.values(settings.ties)
+def summarize_variant(
+    variant: Variant, settings: StatsSettings, clusters: Mapping[str, np.ndarray | None] | None = None
+) -> dict[str, Any]:
+    """Mean and sd over seeds of every metric, and the bootstrap interval over query units (`clusters` per direction;
+    seeds fixed) of the same quantity, the mean over seeds of each seed's metric."""
     row: dict[str, Any] = {"name": variant.name, "seeds": variant.seeds}
     for d in DIRECTIONS:
         mean, sd = seed_spread([r.metrics[d] for r in variant.records])
-        row[d] = {"mean": mean, "sd": sd, "ci": intervals(values[d], settings)}
+        stacked = stack_seeds([query_values(r.ranks[d], settings.ties) for r in variant.records])
+        row[d] = {"mean": mean, "sd": sd, "ci": intervals(stacked, settings, (clusters or {}).get(d))}
     return row
 
 
