@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from benchmark.cli import main
+from benchmark.study.answer import README_END, README_START
 from benchmark.study.reproduce import GRID, RunSpec, begin_run, finished, reproduce
 
 
@@ -42,8 +43,12 @@ def test_quick_study_end_to_end_and_resume(tmp_path: Path) -> None:
     # Resumed: nothing is retrained, the records stay byte-identical.
     records = {p: p.read_bytes() for p in (study / "runs").rglob("ranks.npz")}
     start = time.perf_counter()
-    reproduce("synthvtt", out=tmp_path, quick=True)
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# T\n\n{README_START}\nold\n{README_END}\n\nrest\n")
+    reproduce("synthvtt", out=tmp_path, quick=True, readme=readme)
     assert all(p.read_bytes() == blob for p, blob in records.items())
+    findings = (study / "findings.md").read_text().strip()
+    assert readme.read_text() == f"# T\n\n{README_START}\n{findings}\n{README_END}\n\nrest\n"
     assert time.perf_counter() - start < 120  # generous: only re-analysis, no training
 
 

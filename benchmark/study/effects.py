@@ -13,6 +13,7 @@ import numpy as np
 from benchmark.metrics import METRICS
 from benchmark.runs import DIRECTIONS
 from benchmark.study.analysis import (
+    BootstrapResult,
     Estimate,
     bootstrap_contrasts,
     classify,
@@ -54,7 +55,8 @@ def _per_seed_metric(values: np.ndarray, metric: str) -> np.ndarray:
 
 def _row(
     contrast: Contrast, direction: str, metric: str, values: Mapping[str, np.ndarray], seeds: Sequence[Any],
-    boot: Any, clusters: np.ndarray | None, design: StudyDesign, settings: StatsSettings, n_resamples: int,
+    boot: BootstrapResult, clusters: np.ndarray | None, design: StudyDesign, settings: StatsSettings,
+    n_resamples: int,
 ) -> dict[str, Any]:
     """One contrast on one metric: estimate, both intervals and tests, and (primary endpoint) equivalence and power."""
     per_seed = sum(w * _per_seed_metric(values[m], metric) for m, w in contrast.weights.items())

@@ -320,10 +320,12 @@ def reproduce(
     if readme is not None:
         block = (report.parent / "findings.md").read_text(encoding="utf-8").strip()
         write_text(readme, splice_readme(readme.read_text(encoding="utf-8"), block))
-        print(f"  README:      {readme} ('What it found' regenerated)")
+    print("\n" + "\n".join(json.loads((report.parent / "report.json").read_text(encoding="utf-8"))["verdict"]))
     print(f"\nDone in {time.perf_counter() - start:.0f} s.\n  report:      {report}\n  report html: "
           f"{report.with_suffix('.html')}\n  runs:        {study_dir / 'runs'}\n  leaderboard: "
           f"{leaderboard_root / 'index.html'} (+ md, tex, csv per benchmark)")  # fmt: skip
+    if readme is not None:
+        print(f"  README:      {readme} ('What it found' regenerated from the report)")
     return report
 
 
