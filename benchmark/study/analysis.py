@@ -37,6 +37,7 @@ from leaderboard.stats import statistic
 
 
 def _as_seeds(values: np.ndarray) -> np.ndarray:
+    """Values as float64 [seeds, queries] (a 1-D array is one seed)."""
     x = np.asarray(values, dtype=np.float64)
     if x.ndim == 1:
         x = x[None, :]
@@ -75,6 +76,7 @@ class Components:
     ms_residual: float | None
 
     def to_dict(self) -> dict[str, float | int | None]:
+        """JSON-able components (the unit component is called `query`, as in the report)."""
         return {"seed": self.seed, "query": self.unit, "residual": self.residual, "n_seeds": self.n_seeds,
                 "n_units": self.n_units}  # fmt: skip
 
@@ -149,6 +151,7 @@ class Estimate:
         return float(min(1.0, 2 * min(upper, lower)))
 
     def to_dict(self, confidence: float = 0.95) -> dict[str, float | str | list[float]]:
+        """JSON-able standard error, df, interval, p-value and the variance included."""
         return {"se": self.se, "df": self.df, "ci": list(self.ci(confidence)), "p": self.p(),
                 "variance": self.variance}  # fmt: skip
 
@@ -288,6 +291,7 @@ class BootstrapResult:
     two_level: np.ndarray
 
     def intervals(self, confidence: float = 0.95) -> dict[str, list[float]]:
+        """Percentile intervals of both distributions."""
         tail = (1 - confidence) / 2
         return {name: [float(v) for v in np.quantile(dist, [tail, 1 - tail])]
                 for name, dist in (("query_only", self.query_only), ("two_level", self.two_level))}  # fmt: skip

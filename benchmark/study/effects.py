@@ -83,9 +83,8 @@ def _row(
         row["seed_aware"] = None
     else:
         row["seed_aware"] = {
-            "ci": list(seed_est.ci(settings.confidence)), "ci_bootstrap": intervals["two_level"], "se": seed_est.se,
-            "df": seed_est.df, "p": seed_est.p(), "test": "t-test" + (" over seeds" if d is None else ""),
-            "variance": seed_est.variance,
+            **seed_est.to_dict(settings.confidence), "ci_bootstrap": intervals["two_level"],
+            "test": "t-test" + (" over seeds" if d is None else ""),
             "variance_bootstrap": "seeds + queries (two-level bootstrap: seeds, then query units)",
         }  # fmt: skip
     if (direction, metric) == design.primary:
