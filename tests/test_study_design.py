@@ -4,26 +4,17 @@ family added as data, a user-chosen model list, and errors for broken design fil
 from __future__ import annotations
 
 import dataclasses
-import json
 
 import pytest
 
 from benchmark.presets import load_preset
-from benchmark.study.design import STUDY_DIR, load_design, plan_contrasts
+from benchmark.study.design import load_design, plan_contrasts
 from benchmark.study.reproduce import GRID
-
-GLCCL = {"full": "glccl", "terms": {"CSC": "contrastive score consistency"},
-         "ablations": {"glccl-no-csc": ["CSC"]}, "control": {"model": "glccl-video-only", "removes": "the fine scores"}}
 
 
 def _design(**study: object):
     preset = load_preset("synthvtt")
     return load_design(dataclasses.replace(preset, study={**preset.study, **study}))
-
-
-def _with_glccl():
-    families = json.loads((STUDY_DIR / "auxiliary-losses.json").read_text())["families"]
-    return _design(families={**families, "GLCCL": GLCCL})
 
 
 def _keys(plan, family: str, test_family: str) -> list[str]:
@@ -41,30 +32,39 @@ def test_the_shipped_design_on_the_default_grid() -> None:
                                               "glscl-no-aux - glscl-global-only"]
     assert _keys(plan, "baselines", "placement") == ["glscl - clip-zeroshot", "glscl - clip4clip-meanp",
                                                      "glscl - clip4clip-seqtransf", "glscl - xpool"]
-    assert plan.notes == []
+    assert plan.notes == ["GLCCL: skipped, the runs lack glccl, glccl-no-csc, glccl-video-only."]
     interaction = plan.families["GLSCL"]["design"][2].weights
     assert interaction == {"glscl": 1.0, "glscl-no-icl": -1.0, "glscl-no-idl": -1.0, "glscl-no-aux": 1.0}
 
 
 def test_a_family_whose_models_did_not_run_is_skipped_with_a_note() -> None:
-    plan = plan_contrasts(_with_glccl(), list(GRID))
+    plan = plan_contrasts(_design(), list(GRID))
     assert "GLCCL" not in plan.families
     assert plan.notes == ["GLCCL: skipped, the runs lack glccl, glccl-no-csc, glccl-video-only."]
 
 
-def test_a_second_family_is_data_and_has_no_factorial_with_one_term() -> None:
-    plan = plan_contrasts(_with_glccl(), [*GRID, "glccl", "glccl-no-csc", "glccl-video-only"])
+def test_the_second_family_is_data_and_has_no_factorial_with_one_term() -> None:
+    assert [f.name for f in _design().families] == ["GLSCL", "GLCCL"]
+    plan = plan_contrasts(_design(), [*GRID, "glccl", "glccl-no-csc", "glccl-video-only"])
     assert _keys(plan, "GLCCL", "primary") == ["glccl-no-csc - glccl", "glccl-video-only - glccl"]
     assert _keys(plan, "GLCCL", "design") == ["glccl-no-csc - glccl-video-only"]
     assert "glccl - xpool" in _keys(plan, "baselines", "placement")
+
+
+def test_a_new_family_is_a_data_change() -> None:
+    family = {"full": "xpool", "terms": {"ALIGN": "an alignment loss"}, "ablations": {"clip4clip-meanp": ["ALIGN"]}}
+    design = _design(families={"X": family})
+    plan = plan_contrasts(design, ["xpool", "clip4clip-meanp", "clip-zeroshot"])
+    assert _keys(plan, "X", "primary") == ["clip4clip-meanp - xpool"] and _keys(plan, "X", "design") == []
+    assert _keys(plan, "baselines", "placement") == ["xpool - clip-zeroshot"]
 
 
 def test_a_partial_family_keeps_what_ran_and_says_what_is_missing() -> None:
     plan = plan_contrasts(_design(), ["clip4clip-meanp", "glscl", "glscl-no-aux"])
     assert _keys(plan, "GLSCL", "primary") == ["glscl-no-aux - glscl"]
     assert _keys(plan, "GLSCL", "design") == []  # neither the full 2x2 nor the control ran
-    assert plan.notes == ["GLSCL: partial, the runs lack glscl-no-icl, glscl-no-idl, glscl-global-only (their "
-                          "comparisons are left out)."]
+    assert plan.notes[0] == ("GLSCL: partial, the runs lack glscl-no-icl, glscl-no-idl, glscl-global-only (their "
+                             "comparisons are left out).")
 
 
 def test_chosen_models_without_a_family_are_compared_pairwise() -> None:
@@ -72,7 +72,8 @@ def test_chosen_models_without_a_family_are_compared_pairwise() -> None:
     assert list(plan.families) == ["chosen models"]
     assert _keys(plan, "chosen models", "pairwise") == ["xpool - clip4clip-meanp", "xpool - glscl-no-aux",
                                                         "clip4clip-meanp - glscl-no-aux"]
-    assert plan.notes[0].startswith("GLSCL: skipped") and "pairwise" in plan.notes[-1]
+    assert plan.notes[0].startswith("GLSCL: skipped") and plan.notes[1].startswith("GLCCL: skipped")
+    assert "pairwise" in plan.notes[-1]
 
 
 @pytest.mark.parametrize(("study", "error", "match"), [

@@ -16,7 +16,6 @@ from benchmark.metrics import evaluate_scores
 from benchmark.presets import load_preset
 from benchmark.runs import RunRecord
 from benchmark.study.answer import README_END, README_START, findings_markdown, splice_readme
-from benchmark.study.design import STUDY_DIR
 from benchmark.study.report import sampling_units as report_clusters
 from benchmark.study.report import write_study_report
 from leaderboard.stats import StatsSettings
@@ -24,8 +23,6 @@ from leaderboard.stats import StatsSettings
 N = 300
 SEEDS = (0, 1, 2)
 FAST = StatsSettings(n_resamples=400)
-GLCCL = {"full": "glccl", "terms": {"CSC": "contrastive score consistency"},
-         "ablations": {"glccl-no-csc": ["CSC"]}, "control": {"model": "glccl-video-only", "removes": "the fine scores"}}
 
 
 def _split() -> Split:
@@ -194,15 +191,13 @@ def test_report_files_figures_and_keys(full_study: tuple[str, dict, Path]) -> No
     assert (out / "findings.md").read_text().strip() == findings_markdown(doc)
 
 
-def test_a_second_family_is_a_data_change(tmp_path: Path) -> None:
+def test_both_families_side_by_side(tmp_path: Path) -> None:
     split = _split()
     groups = _study(split)
     rename = {"glscl": "glccl", "glscl-no-aux": "glccl-no-csc", "glscl-global-only": "glccl-video-only"}
     for old, new in rename.items():
         groups[new] = [dataclasses.replace(r, method=new) for r in groups[old]]
-    families = {**json.loads((STUDY_DIR / "auxiliary-losses.json").read_text())["families"],
-                "GLCCL": GLCCL}
-    text, doc = _write(tmp_path, groups, split, families=families)
+    text, doc = _write(tmp_path, groups, split)
     verdicts = doc["verdict"]
     assert [v.split(",")[0] for v in verdicts] == ["Verdict (GLSCL", "Verdict (GLCCL"]
     assert "CSC removed: at least 2 points (worse)" in verdicts[1] and "Holm over 2 comparisons" in verdicts[1]

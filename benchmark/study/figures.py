@@ -3,7 +3,6 @@ query-only and seed-aware intervals, and the training curve of each loss term pe
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -73,10 +72,12 @@ def forest(rows: Sequence[dict[str, Any]], margin: float, metric: str, path: Pat
 
 
 def read_loss_curves(log: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """term -> (steps, values) of every `loss` and `loss/<term>` entry of one run's train_log.jsonl."""
+    """term -> (steps, values) of every `loss` and `loss/<term>` entry of one run's train_log.jsonl (a torn last line,
+    from a killed run, is left out as training does)."""
+    from benchmark.engine.train import read_log  # the engine's reader (it imports torch: only when logs are drawn)
+
     points: dict[str, list[tuple[int, float]]] = {}
-    for line in log.read_text(encoding="utf-8").splitlines():
-        entry = json.loads(line) if line.strip() else {}
+    for _, entry in read_log(log)[0]:
         if entry.get("event") != "step":
             continue
         for key, value in entry.items():
