@@ -87,7 +87,8 @@ def _logs(tmp: Path, groups: dict[str, list[RunRecord]]) -> dict[str, list[Path]
             lines = [{"event": "start", "step": 0}] + [
                 {"event": "step", "step": k, "loss": sum(terms.values()) / k, **{t: v / k for t, v in terms.items()}}
                 for k in range(1, 9)]
-            path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+            torn = '{"event": "step", "st' if r.seed == 0 else ""  # a run killed mid-write: left out
+            path.write_text("".join(json.dumps(line) + "\n" for line in lines) + torn)
             logs.setdefault(model, []).append(path)
     return logs
 
