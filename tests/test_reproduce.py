@@ -35,7 +35,7 @@ def test_quick_study_end_to_end_and_resume(tmp_path: Path) -> None:
     assert [r["contrast"] for r in doc["effects"] if r["test_family"] == "primary"] == [
         "glscl-no-icl - glscl", "glscl-no-idl - glscl", "glscl-no-aux - glscl", "glscl-global-only - glscl"]
     assert all(r["query_only"]["p"] <= r["query_only"]["p_holm"] <= 1 for r in doc["effects"]) and doc["answer"]
-    assert (study / "findings.md").read_text().startswith("What it found (1 seeds per variant")
+    assert (study / "findings.md").read_text().startswith("What it found (1 seed per variant")
     entries = sorted(p.name for p in (tmp_path / "leaderboard-quick" / "entries" / "synthvtt").iterdir())
     assert len(entries) == len(GRID) and (tmp_path / "leaderboard-quick" / "index.html").is_file()
     record = json.loads((study / "runs" / "glscl-no-aux" / "seed0" / "record" / "run.json").read_text())

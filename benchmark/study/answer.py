@@ -152,8 +152,8 @@ def _exploratory_line(family: str, rows: Sequence[Mapping[str, Any]]) -> str:
     head = (f"{family} exploratory ({len(explored)} tests on the other metrics, Holm within them): "
             + (f"seed-aware significant: {listed}." if seed else "none is significant seed-aware."))
     if query:
-        head += (f" {len(query)} more would be 'significant' with queries as the only source of variance (not "
-                 "claimed: training seeds vary more than that).")
+        head += (f" {len(query)}{' more' if seed else ''} would be 'significant' with queries as the only source of "
+                 "variance (not claimed: training seeds vary more than that).")
     return head
 
 
@@ -212,9 +212,10 @@ def answer_lines(
 def findings_markdown(doc: Mapping[str, Any]) -> str:
     """The README's "What it found" block from a report.json document."""
     seeds = max((len(v["seeds"]) for v in doc["variants"]), default=0)
-    head = (f"What it found ({seeds} seeds per variant, {doc['n_queries']} test queries, preset `{doc['preset']}`"
+    head = (f"What it found ({seeds} seed{'' if seeds == 1 else 's'} per variant, {doc['n_queries']} test queries, preset `{doc['preset']}`"
             f"{', quick' if doc['quick'] else ''}; from `report.json`):")  # fmt: skip
-    lines = [head, "", *(f"- {line}" for key in ("verdict", "placement", "summary") for line in doc[key])]
+    body = [*doc["verdict"], *doc["placement"], *doc["summary"], *doc["design"]["notes"]]
+    lines = [head, "", *(f"- {line}" for line in body)]
     return "\n".join(lines)
 
 
