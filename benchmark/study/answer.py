@@ -212,8 +212,8 @@ def answer_lines(
 def findings_markdown(doc: Mapping[str, Any]) -> str:
     """The README's "What it found" block from a report.json document."""
     seeds = max((len(v["seeds"]) for v in doc["variants"]), default=0)
-    head = (f"What it found ({seeds} seed{'' if seeds == 1 else 's'} per variant, {doc['n_queries']} test queries, preset `{doc['preset']}`"
-            f"{', quick' if doc['quick'] else ''}; from `report.json`):")  # fmt: skip
+    head = (f"What it found ({seeds} seed{'' if seeds == 1 else 's'} per variant, {doc['n_queries']} test queries, "
+            f"preset `{doc['preset']}`{', quick' if doc['quick'] else ''}; from `report.json`):")  # fmt: skip
     body = [*doc["verdict"], *doc["placement"], *doc["summary"], *doc["design"]["notes"]]
     lines = [head, "", *(f"- {line}" for line in body)]
     return "\n".join(lines)
