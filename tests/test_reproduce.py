@@ -23,7 +23,7 @@ def test_quick_study_end_to_end_and_resume(tmp_path: Path) -> None:
     text = report.read_text()
     assert text.splitlines()[2].startswith("Verdict (GLSCL, t2v R@1") and "one seed per variant" in text
     for heading in ("## Answer", "## Protocol", "### Which variance each number includes", "## Every variant",
-                    "## GLSCL: effects on t2v R@1", "## Every effect, query-only vs seed-aware", "## Training curves",
+                    "## GLSCL: effects on t2v R@1", "## GLCCL: effects on t2v R@1", "## Every effect, query-only vs seed-aware", "## Training curves",
                     "## Cost", "QUICK MODE"):
         assert heading in text
     for figure in ("r1_by_variant.png", "forest.png", "loss_curves.png"):
@@ -33,7 +33,8 @@ def test_quick_study_end_to_end_and_resume(tmp_path: Path) -> None:
     doc = json.loads((study / "report.json").read_text())
     assert [v["name"] for v in doc["variants"]] == list(GRID)
     assert [r["contrast"] for r in doc["effects"] if r["test_family"] == "primary"] == [
-        "glscl-no-icl - glscl", "glscl-no-idl - glscl", "glscl-no-aux - glscl", "glscl-global-only - glscl"]
+        "glscl-no-icl - glscl", "glscl-no-idl - glscl", "glscl-no-aux - glscl", "glscl-global-only - glscl",
+        "glccl-no-csc - glccl", "glccl-video-only - glccl"]
     assert all(r["query_only"]["p"] <= r["query_only"]["p_holm"] <= 1 for r in doc["effects"]) and doc["answer"]
     assert (study / "findings.md").read_text().startswith("What it found (1 seed per variant")
     entries = sorted(p.name for p in (tmp_path / "leaderboard-quick" / "entries" / "synthvtt").iterdir())

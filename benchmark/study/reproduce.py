@@ -32,6 +32,7 @@ from benchmark.runs import RunRecord, load_run, write_run
 GRID = (
     "clip-zeroshot", "clip4clip-meanp", "clip4clip-seqtransf", "xpool",
     "glscl", "glscl-no-icl", "glscl-no-idl", "glscl-no-aux", "glscl-global-only",
+    "glccl", "glccl-no-csc", "glccl-video-only",
 )  # fmt: skip
 SYNTH_PRESET = "synthvtt"
 # --quick: a small SynthVTT and short training, for the end-to-end test (numbers are not meaningful).
