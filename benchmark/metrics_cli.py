@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from tabulate import tabulate
 
-from benchmark.metrics import METRICS, TIE_POLICIES, V2T_PROTOCOLS, ScoreMatrixError, evaluate_scores
+from benchmark.metrics import METRICS, TIE_POLICIES, V2T_PROTOCOLS, evaluate_scores
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,22 +22,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _load_npy(path: Path, what: str) -> np.ndarray:
     if path.suffix != ".npy" or not path.is_file():
-        raise SystemExit(f"error: {what} `{path}` must be an existing .npy file.")
+        raise FileNotFoundError(f"{what} `{path}` must be an existing .npy file.")
     try:
         return np.load(path, mmap_mode="r", allow_pickle=False)
     except ValueError as err:
-        raise SystemExit(
-            f"error: {what} `{path}` cannot be read without unpickling ({err}); save it with np.save."
-        ) from err
+        raise ValueError(f"{what} `{path}` cannot be read without unpickling ({err}); save it with np.save.") from err
 
 
 def run(args: argparse.Namespace) -> int:
+    """Print the metrics; a bad file or matrix raises with a message (`tvbench metrics: error: ...`, exit 2)."""
     scores = _load_npy(args.scores, "score matrix")
     mapping = _load_npy(args.text_to_video, "text-to-video map") if args.text_to_video else None
-    try:
-        result = evaluate_scores(scores, mapping, ties=args.ties, v2t=args.v2t)
-    except (ScoreMatrixError, ValueError) as err:
-        raise SystemExit(f"error: {err}") from err
+    result = evaluate_scores(scores, mapping, ties=args.ties, v2t=args.v2t)
     if args.json:
         out = {k: result[k] for k in ("t2v", "v2t", "protocol", "n_texts", "n_videos")}
         print(json.dumps(out, indent=2))

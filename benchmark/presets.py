@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from benchmark.config_fields import FieldTypeError, coerce_field, coerce_fields
 from benchmark.registry import config_to_json, model_spec
 
 PRESET_DIR = Path(__file__).parent / "presets"
@@ -94,11 +95,7 @@ class Preset:
     def train_config(self, **overrides: Any) -> TrainConfig:
         """The preset's training recipe with `overrides` applied (keys must be TrainConfig fields)."""
         _check_keys(overrides, TRAIN_FIELDS, "training field")
-        values = {**self.training, **overrides}
-        for key in ("betas", "seeds"):
-            if key in values:
-                values[key] = tuple(values[key])
-        return TrainConfig(**values)
+        return TrainConfig(**coerce_fields(TrainConfig, {**self.training, **overrides}))
 
 
 @dataclass(frozen=True)
@@ -166,7 +163,8 @@ def parse_sets(sets: list[str] | tuple[str, ...]) -> dict[str, Any]:
 
 
 def package_preset_path(model_name: str, preset_name: str) -> Path:
-    """The method recipe file of a model defined in `<package>.<module>` (it may not exist).
+    """The method recipe file of a model defined in `<package>.<module>` (it may not exist); the package may be an
+    installed plugin or a file given to --include (its folder holds the presets).
 
     `<package>/presets/<module>/<preset>.json` when that folder exists (a package of several methods, e.g.
     `baselines/presets/glccl/`), else `<package>/presets/<preset>.json` (a one-method package such as `glscl`).
@@ -176,6 +174,14 @@ def package_preset_path(model_name: str, preset_name: str) -> Path:
     if modules and (folder / modules[-1]).is_dir():
         folder = folder / modules[-1]
     return folder / f"{preset_name}.json"
+
+
+def _typed_set(config_cls: type, key: str, value: Any, text: str) -> Any:
+    """A `--set` value converted to its field's type, or an error naming the option (checked before any work)."""
+    try:
+        return coerce_field(config_cls, key, value)
+    except FieldTypeError as err:
+        raise FieldTypeError(f"--set {text}: {err} Values are JSON: --set lr=1e-4, --set amp=\"none\".") from None
 
 
 def _package_preset(model_name: str, preset_name: str) -> tuple[dict[str, Any], dict[str, Any], Path | None]:
@@ -211,24 +217,26 @@ def resolve(preset: Preset, model_name: str, sets: list[str] | tuple[str, ...] =
         model_over.update(pkg_model)
         train_over.update(pkg_train)
         sources.append(str(pkg_path))
-    for key, value in parse_sets(sets).items():
+    for item in sets:
+        ((key, value),) = parse_sets([item]).items()
         scope, dot, bare = key.partition(".")
         if dot and scope in ("model", "train"):
-            target = model_over if scope == "model" else train_over
             valid = model_fields if scope == "model" else set(TRAIN_FIELDS)
             _check_keys({bare: value}, valid, f"{scope} field")
-            target[bare] = value
+            key = bare
         elif key in model_fields and key in TRAIN_FIELDS:
             raise KeyError(f"`{key}` is both a model and a training field; write model.{key}= or train.{key}=.")
         elif key in model_fields:
-            model_over[key] = value
+            scope = "model"
         elif key in TRAIN_FIELDS:
-            train_over[key] = value
+            scope = "train"
         else:
             raise KeyError(
                 f"--set {key}: no such field. Training fields: {sorted(TRAIN_FIELDS)}. "
                 f"Model fields of `{model_name}`: {sorted(model_fields)}."
             )
+        config_cls, target = (spec.config_cls, model_over) if scope == "model" else (TrainConfig, train_over)
+        target[key] = _typed_set(config_cls, key, value, item)
     if sets:
         sources.append("--set " + " ".join(sets))
     model_config = config_to_json(spec.make_config(**model_over))

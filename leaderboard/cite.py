@@ -15,11 +15,12 @@ from typing import Any
 
 import yaml
 
+from benchmark.argtypes import positive_int
 from benchmark.io import write_text
 from leaderboard import render
 from leaderboard.bibtex import parse
 from leaderboard.board import TRACK_NAMES, BoardError, build_board, build_boards
-from leaderboard.cli import positive_int, report_skipped
+from leaderboard.cli import report_skipped
 from leaderboard.published import BENCHMARK_CITES, bib_entries
 from leaderboard.stats import StatsSettings
 from leaderboard.store import load_entries, resolve_root
@@ -139,7 +140,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of `tvbench cite`."""
     parser.add_argument("--benchmark", default=None, help="one benchmark (default: all)")
     parser.add_argument("--format", choices=("latex", "markdown", "bibtex"), default="markdown")
-    parser.add_argument("--root", type=Path, default=None, help="leaderboard root (default: $TVBENCH_LEADERBOARD)")
+    parser.add_argument("--root", type=Path, default=None,
+                        help="leaderboard root (default: $TVBENCH_LEADERBOARD, else $XDG_DATA_HOME/tvbench/"
+                             "leaderboard)")
     parser.add_argument("--resamples", type=positive_int, default=StatsSettings.n_resamples)
     parser.add_argument("--write-cff", type=Path, default=None, metavar="PATH", help="write CITATION.cff to PATH")
     parser.add_argument("--check-cff", type=Path, default=None, metavar="PATH", help="validate a CITATION.cff")

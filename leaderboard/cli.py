@@ -14,6 +14,7 @@ import warnings
 from collections.abc import Iterable
 from pathlib import Path
 
+from benchmark.argtypes import non_negative_int, positive_int, probability
 from benchmark.io import write_text
 from benchmark.runs import POST_PROCESSING
 from leaderboard import render
@@ -36,43 +37,12 @@ ORDER_FORMATS = ("json", "texts", "videos")
 MAX_REASON_CHARS = 500
 
 
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got `{text}`")
-    return value
-
-
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got `{text}`")
-    return value
-
-
 def _reason(text: str) -> str:
     """argparse type: a one-line reason of at most MAX_REASON_CHARS printable characters."""
     reason = " ".join(text.split())
     if not reason or len(reason) > MAX_REASON_CHARS or not reason.isprintable():
         raise argparse.ArgumentTypeError(f"give a one-line reason of 1 to {MAX_REASON_CHARS} printable characters")
     return reason
-
-
-def _alpha(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"expected a probability strictly between 0 and 1, got `{text}`")
-    return value
 
 
 def output_folder(text: str) -> Path:
@@ -89,7 +59,7 @@ def report_skipped(boards: Iterable[dict], prog: str) -> None:
         print(f"{prog}: warning: skipped an invalid entry: {message}", file=sys.stderr)
 
 
-ROOT_HELP = f"leaderboard root (default: ${ENV_ROOT}, else the package's leaderboard/)"
+ROOT_HELP = f"leaderboard root (default: ${ENV_ROOT}, else $XDG_DATA_HOME/tvbench/leaderboard)"
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -105,8 +75,9 @@ def _stats_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resamples", type=positive_int, default=StatsSettings.n_resamples,
                         help="bootstrap size of intervals and least B of Monte Carlo tests (>= 1; raised "
                              "automatically for large families)")
-    parser.add_argument("--stats-seed", type=_seed, default=StatsSettings.seed, help="seed of every resampling")
-    parser.add_argument("--alpha", type=_alpha, default=StatsSettings.alpha,
+    parser.add_argument("--stats-seed", type=non_negative_int, default=StatsSettings.seed,
+                        help="seed of every resampling")
+    parser.add_argument("--alpha", type=probability, default=StatsSettings.alpha,
                         help="family-wise error rate (Holm), between 0 and 1")
 
 
@@ -114,7 +85,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Sub-commands submit, show, compare, render, add-split, order and remove."""
     sub = parser.add_subparsers(dest="action", required=True)
     p = sub.add_parser("submit", help="add a run directory or a score matrix (.npy/.npz) to the leaderboard")
-    p.add_argument("path", type=Path, help="run directory (run.json + ranks.npz [+ sim.npy]) or .npy/.npz scores")
+    p.add_argument("path", type=Path,
+                   help="run directory (run.json + ranks.npz [+ sim.npy]; or the folder `tvbench train --out` wrote) "
+                        "or .npy/.npz scores")
     p.add_argument("--benchmark", required=True)
     p.add_argument("--split", default=None, help="must be the benchmark's canonical test split (default: it)")
     p.add_argument("--name", required=True, help="unique display name of the entry")

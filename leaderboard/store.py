@@ -28,12 +28,12 @@ from typing import Any
 from filelock import FileLock, Timeout
 
 from benchmark.io import remove_stale_temporaries, write_json
+from benchmark.paths import data_dir
 from benchmark.runs import RunRecord, RunRecordError, load_run, write_run
 from leaderboard.names import check_path_name
 from leaderboard.schema import SchemaError, check_entry
 
 ENV_ROOT = "TVBENCH_LEADERBOARD"
-PACKAGE_ROOT = Path(__file__).resolve().parent
 LOCK_NAME = ".tvbench.lock"
 TRACKS = {"none": "raw", "dsl": "post-processed", "qb-norm": "post-processed"}
 LOCK_TIMEOUT_S = 300
@@ -57,8 +57,9 @@ def track_of(post_processing: str) -> str:
 
 
 def resolve_root(root: str | Path | None = None) -> Path:
-    """The leaderboard root: `root`, else $TVBENCH_LEADERBOARD, else the package's own `leaderboard/` folder."""
-    path = Path(root or os.environ.get(ENV_ROOT) or PACKAGE_ROOT)
+    """The leaderboard root: `root`, else $TVBENCH_LEADERBOARD, else `leaderboard/` in tvbench's user data folder
+    (never inside the installed package). A root that exists but is not a folder is refused."""
+    path = Path(root or os.environ.get(ENV_ROOT) or data_dir() / "leaderboard")
     if path.exists() and not path.is_dir():
         raise StoreError(f"The leaderboard root {path} is a file; pass --root (or ${ENV_ROOT}) a folder.")
     return path

@@ -404,6 +404,8 @@ def prepare(path: str | Path, meta: Submission, root: str | Path | None = None) 
     meta = _normalised(meta)
     manifest = _manifest(meta, root)
     path = Path(path)
+    if path.is_dir() and not (path / "run.json").is_file() and (path / "record" / "run.json").is_file():
+        path = path / "record"  # the folder `tvbench train --out` wrote
     if path.is_dir():
         if not (path / "run.json").is_file():
             raise SubmissionError(f"{path}: a run directory needs run.json + ranks.npz (and optionally sim.npy).")

@@ -1,14 +1,28 @@
-"""Shared test settings: never touch the network; paths to the real annotation files."""
+"""Shared test settings: never touch the network or the user's cache and leaderboard; paths to the real annotation
+files."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_user_folders(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The XDG cache and data folders (pretrained backbones, the default leaderboard) in a temporary folder, for this
+    process and the commands it starts; the default leaderboard variable is cleared."""
+    home = tmp_path_factory.mktemp("xdg")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CACHE_HOME", str(home / "cache"))
+        patch.setenv("XDG_DATA_HOME", str(home / "data"))
+        patch.delenv("TVBENCH_LEADERBOARD", raising=False)
+        yield home
 
 
 def _find_realdata() -> Path:

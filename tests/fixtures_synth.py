@@ -32,9 +32,9 @@ def synth_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def synth_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The backbone cache folder of the session."""
+    """The backbone cache folder of the session: `backbones/` of a cache folder (`--cache-dir` = its parent)."""
     if "cache" not in _MADE:
-        _MADE["cache"] = tmp_path_factory.mktemp("backbones")
+        _MADE["cache"] = tmp_path_factory.mktemp("cache") / "backbones"
     return _MADE["cache"]
 
 

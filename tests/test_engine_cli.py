@@ -24,7 +24,7 @@ def _tvbench(*args: str) -> subprocess.CompletedProcess:
 def test_pretrain_train_evaluate_cli(tmp_path: Path, synth_root: Path, synth_cache: Path,
                                      synth_clip_weights: Path) -> None:
     done = _tvbench("pretrain", "--data", str(synth_root), "--steps", str(TINY_PRETRAIN.steps),
-                    "--batch-size", str(TINY_PRETRAIN.batch_size), "--cache", str(synth_cache))
+                    "--batch-size", str(TINY_PRETRAIN.batch_size), "--cache-dir", str(synth_cache.parent))
     weights = Path(done.stdout.strip().splitlines()[-1])
     assert weights == synth_clip_weights and weights.suffix == ".safetensors"  # same settings -> cache hit
     assert "i2t_R@1" in done.stdout

@@ -22,6 +22,7 @@ SETS = ["batch_size=8", "max_frames=2", "eval_batch_size=16"]
 
 
 def _run(out: Path, root: Path, weights: Path, seed: int = 0, epochs: int = 2, **kw) -> Path:
+    kw.setdefault("keep_checkpoints", "all")  # the tests compare both checkpoints of finished runs
     return train_run("synthvtt", "clip4clip-meanp", seed, out, [*SETS, f"epochs={epochs}"], data_root=root,
                      clip_weights=str(weights), progress=False, **kw)
 

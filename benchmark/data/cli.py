@@ -35,7 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     check = sub.add_parser("check", help="count texts and videos of a split, find missing and unreadable videos")
     check.add_argument("name", help="benchmark name (msrvtt, msvd, didemo, lsmdc, activitynet, synthvtt)")
     check.add_argument("--root", required=True, type=Path, help="the benchmark's data folder")
-    check.add_argument("--split", help="split to check (default: the benchmark's test split)")
+    check.add_argument("--split", help="split to check (default: every split whose annotation files are present)")
     check.add_argument("--video-dir", type=Path, help="folder of the video files (default: the loader's)")
     check.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                        help="extra loader option, e.g. naming=clip4clip or exclude_glscl=false (repeatable)")
@@ -57,18 +57,24 @@ def _options(pairs: list[str]) -> dict[str, Any]:
     return out
 
 
-def check_videos(split: Split) -> tuple[list[str], dict[str, str]]:
-    """Paths of missing video files, and unreadable path -> cause, probing every video of `split`."""
+def check_videos(split: Split, probed: dict[str, str | None] | None = None) -> tuple[list[str], dict[str, str]]:
+    """Paths of missing video files, and unreadable path -> cause, probing every video of `split`. `probed` (path ->
+    cause, or None when readable) carries results over between splits that share videos, so each is probed once."""
+    probed = {} if probed is None else probed
     missing: list[str] = []
     unreadable: dict[str, str] = {}
     for video in tqdm(split.videos, desc=f"probing {split.benchmark}/{split.split} videos", unit="video"):
         if not Path(video.path).is_file():
             missing.append(video.path)
             continue
-        try:
-            probe_video(video.path)
-        except VideoDecodeError as err:
-            unreadable[video.path] = err.cause
+        if video.path not in probed:
+            try:
+                probe_video(video.path)
+                probed[video.path] = None
+            except VideoDecodeError as err:
+                probed[video.path] = err.cause
+        if probed[video.path] is not None:
+            unreadable[video.path] = probed[video.path]
     return missing, unreadable
 
 
@@ -133,24 +139,60 @@ def _expected_files(name: str, split: str | None) -> str:
     return "\n".join(lines + ([f"expected videos: {layout}"] if layout else []))
 
 
-def run_check(args: argparse.Namespace) -> int:
-    """`tvbench data check`: exit 0 when every video of the split exists and decodes, 1 when not, 2 on bad input."""
+def _load(args: argparse.Namespace, split: str | None, options: dict[str, Any]) -> Split:
+    """One split, or a ValueError whose message adds what the loader expects on disk (FileNotFoundError kept)."""
     try:
-        options = _options(args.option)
-        if args.video_dir is not None:
-            options["video_dir"] = args.video_dir
-        split = load_split(args.name, args.root, args.split, **options)
+        return load_split(args.name, args.root, split, **options)
     except (FileNotFoundError, ValueError, KeyError, TypeError) as err:
-        message = err.args[0] if isinstance(err, KeyError) and err.args else err
-        hint = _expected_files(args.name, args.split)
-        print(f"tvbench data check: {message}" + (f"\n{hint}" if hint else ""), file=sys.stderr)
-        return 2
-    rep = report(split, *check_videos(split))
+        message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
+        hint = _expected_files(args.name, split)
+        kind = FileNotFoundError if isinstance(err, FileNotFoundError) else ValueError
+        raise kind(message + (f"\n{hint}" if hint else "")) from err
+
+
+def run_check(args: argparse.Namespace) -> int:
+    """`tvbench data check`: exit 0 when every video of the checked splits exists and decodes, 1 when not, 2 on bad
+    input. Without --split it checks every split of the benchmark whose annotation files are present (a split whose
+    files are absent is listed as not present; one whose files are broken makes the check fail)."""
+    options = _options(args.option)
+    if args.video_dir is not None:
+        options["video_dir"] = args.video_dir
+    if args.split is not None:
+        split = _load(args, args.split, options)
+        rep = report(split, *check_videos(split))
+        if args.json:
+            print(json.dumps(rep, indent=2))
+        else:
+            _print_table(rep)
+        return 0 if rep["complete"] else 1
+    reports, absent, broken = [], {}, {}
+    probed: dict[str, str | None] = {}
+    for name in loader_spec(args.name).splits:
+        try:
+            split = _load(args, name, options)
+        except FileNotFoundError as err:
+            absent[name] = str(err)
+            continue
+        except ValueError as err:
+            broken[name] = str(err)
+            continue
+        reports.append(report(split, *check_videos(split, probed)))
+    if not reports and not broken:
+        raise FileNotFoundError(f"No split of `{args.name}` found under `{args.root}`:\n" + "\n".join(absent.values()))
+    complete = all(r["complete"] for r in reports) and not broken
     if args.json:
-        print(json.dumps(rep, indent=2))
-    else:
+        print(json.dumps({"benchmark": args.name, "splits": reports, "not_present": sorted(absent),
+                          "broken": broken, "complete": complete}, indent=2))  # fmt: skip
+        return 0 if complete else 1
+    for rep in reports:
         _print_table(rep)
-    return 0 if rep["complete"] else 1
+        print()
+    for name, message in broken.items():
+        print(f"split {name}: annotation files present but unreadable: {message}")
+    if absent:
+        print(f"not present (annotation files absent, not checked): {', '.join(sorted(absent))}")
+    print("all present splits complete" if complete else "INCOMPLETE: see the splits above")
+    return 0 if complete else 1
 
 
 def run(args: argparse.Namespace) -> int:

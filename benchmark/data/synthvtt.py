@@ -400,20 +400,17 @@ def add_synth_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_synth(args: argparse.Namespace) -> int:
-    """Generate SynthVTT from parsed arguments and print a summary table; exit status 0, or 2 on a user error."""
+    """Generate SynthVTT from parsed arguments and print a summary table; a user error (ValueError, FileExistsError)
+    reaches `tvbench`, which prints `tvbench data: error: ...` and exits with status 2."""
     from tabulate import tabulate
 
-    try:
-        result = generate(
-            args.out, seed=args.seed, n_train=args.train, n_val=args.val, n_test=args.test,
-            frames=args.frames if args.frames is not None else (8, 16), size=args.size,
-            captions_per_video=args.captions, n_images=args.images, workers=args.workers,
-            two_object=args.two_object, two_phase=args.two_phase, twins=args.twins, n_colours=args.colours,
-            n_shapes=args.shapes, noise=args.noise, distractors=args.distractors,
-        )  # fmt: skip
-    except (ValueError, FileExistsError) as err:
-        print(f"error: {err}")
-        return 2
+    result = generate(
+        args.out, seed=args.seed, n_train=args.train, n_val=args.val, n_test=args.test,
+        frames=args.frames if args.frames is not None else (8, 16), size=args.size,
+        captions_per_video=args.captions, n_images=args.images, workers=args.workers,
+        two_object=args.two_object, two_phase=args.two_phase, twins=args.twins, n_colours=args.colours,
+        n_shapes=args.shapes, noise=args.noise, distractors=args.distractors,
+    )  # fmt: skip
     c = result.counts
     rows = [
         ["folder", str(result.root)],

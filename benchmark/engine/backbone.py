@@ -99,10 +99,15 @@ def _quiet_random_init() -> Iterator[None]:
         logging.getLogger().removeFilter(log_filter)
 
 
+def check_backbone_name(name: str) -> None:
+    """Raise KeyError unless open_clip (with tvbench's own configs) knows the backbone `name`."""
+    if name not in open_clip.list_models():
+        raise KeyError(f"Unknown backbone `{name}`; open_clip knows e.g. ViT-B-32, ViT-B-16, tvbench-tiny.")
+
+
 def create_clip(spec: BackboneSpec, allow_random: bool = False) -> open_clip.CLIP:
     """An open_clip CLIP for `spec`: from the local file, from an open_clip tag (online), or random when allowed."""
-    if spec.name not in open_clip.list_models():
-        raise KeyError(f"Unknown backbone `{spec.name}`; open_clip knows e.g. ViT-B-32, ViT-B-16, tvbench-tiny.")
+    check_backbone_name(spec.name)
     if spec.weights is not None:
         state, quick_gelu = read_state_dict(spec.weights)
         with _quiet_random_init():

@@ -13,8 +13,8 @@ import contextlib
 import csv
 import fnmatch
 import json
+import logging
 import platform
-import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,9 +22,9 @@ from typing import Any
 
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
-from torch.utils.benchmark import Timer
 from torch.utils.flop_counter import FlopCounterMode
 
+from benchmark.argtypes import positive_float, positive_int
 from benchmark.engine.clip_model import ClipRetrievalModel
 from benchmark.retrieval_model import Features
 
@@ -241,8 +241,14 @@ def device_name(device: torch.device) -> str:
     return platform.processor() or platform.machine()
 
 
-def _timer(fn: Callable[[], Any]) -> Timer:
+def _timer(fn: Callable[[], Any]) -> Any:
     """A torch.utils.benchmark Timer of `fn()` on all intra-op threads (it synchronises accelerators itself)."""
+    if not torch.cuda.is_available():
+        # Importing torch.utils.benchmark loads cpp_extension, which warns "No CUDA runtime is found" on any CPU-only
+        # machine with a CUDA toolkit installed; nothing here compiles an extension, so the warning is only noise.
+        logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+    from torch.utils.benchmark import Timer
+
     return Timer(stmt="fn()", globals={"fn": fn}, num_threads=torch.get_num_threads())
 
 
@@ -497,8 +503,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of `tvbench efficiency`."""
     parser.add_argument("--model", required=True, help="a registered model name (see `tvbench models`)")
     parser.add_argument("--backbone", default="ViT-B-32", help="open_clip backbone name (default ViT-B-32)")
-    parser.add_argument("--frames", type=int, default=12, help="frames per video (default 12)")
-    parser.add_argument("--words", type=int, default=32, help="tokens per text, SOT/EOT included (default 32)")
+    parser.add_argument("--frames", type=positive_int, default=12, help="frames per video (default 12)")
+    parser.add_argument("--words", type=positive_int, default=32, help="tokens per text, SOT/EOT included (default 32)")
     parser.add_argument(
         "--gallery",
         type=parse_galleries,
@@ -506,10 +512,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="comma-separated gallery sizes for the latency sweep (default 1000,10000,100000)",
     )
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where to run (default cpu)")
-    parser.add_argument("--min-run-time", type=float, default=0.5, help="seconds of timing per measurement")
+    parser.add_argument("--min-run-time", type=positive_float, default=0.5, help="seconds of timing per measurement")
     parser.add_argument(
         "--max-call-s",
-        type=float,
+        type=positive_float,
         default=0.25,
         help="time one query over at most this many seconds' worth of gallery, scale beyond it",
     )
@@ -520,21 +526,16 @@ def run(args: argparse.Namespace) -> int:
     """Build the model with random weights, measure it and print the report."""
     from benchmark.registry import build_model
 
-    try:
-        device = resolve_device(args.device)
-        model = build_model(args.model, backbone=args.backbone, clip_weights="random").to(device)
-        report = measure(
-            model,
-            args.model,
-            frames=args.frames,
-            words=args.words,
-            galleries=args.gallery,
-            min_run_time=args.min_run_time,
-            max_call_s=args.max_call_s,
-        )
-    except (KeyError, ValueError) as err:
-        message = err.args[0] if isinstance(err, KeyError) and err.args else err
-        print(f"tvbench efficiency: error: {message}", file=sys.stderr)
-        return 2
+    device = resolve_device(args.device)
+    model = build_model(args.model, backbone=args.backbone, clip_weights="random").to(device)
+    report = measure(
+        model,
+        args.model,
+        frames=args.frames,
+        words=args.words,
+        galleries=args.gallery,
+        min_run_time=args.min_run_time,
+        max_call_s=args.max_call_s,
+    )
     print(json.dumps(report, indent=2) if args.json else format_report(report))
     return 0

@@ -184,6 +184,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=None, help="seed recorded for --model runs")
     parser.add_argument("--save-scores", action="store_true", help="also write the score matrix (sim.npy)")
     parser.add_argument("--v2t", choices=("max-over-captions", "all-captions"), help="video-to-text protocol")
+    parser.add_argument("--cache-dir", type=Path,
+                        help="cache of pretrained backbones for --model (default $XDG_CACHE_HOME/tvbench)")
     parser.add_argument("--device", help="cpu or cuda (default: cuda when available)")
 
 
@@ -191,11 +193,14 @@ def run(args: argparse.Namespace) -> int:
     from benchmark.engine.run_setup import RunSetup, prepare_model_run
 
     if (args.checkpoint is None) == (args.model is None):
-        raise SystemExit("tvbench evaluate: give exactly one of --checkpoint DIR or --model NAME (with --preset).")
+        raise ValueError("give exactly one of --checkpoint DIR (from `tvbench train`) or --model NAME (with --preset).")
+    if args.out.exists() and not args.out.is_dir():
+        raise ValueError(f"--out {args.out} is a file; pass a folder for the run record.")
     env = init_distributed(args.device)
     setup: RunSetup = prepare_model_run(
         checkpoint=args.checkpoint, model_name=args.model, preset=args.preset, sets=args.sets,
-        data_root=args.data_root, clip_weights=args.clip_weights, env=env,
+        data_root=args.data_root, clip_weights=args.clip_weights, env=env, cache_dir=args.cache_dir,
+        check=lambda plan: plan.split(args.split),
     )
     split = setup.split(args.split)
     train_cfg = setup.train

@@ -1,13 +1,17 @@
 """A model built for a preset or from a checkpoint, with its merged configs, splits, frames and tokenizer.
 
 Shared by training and evaluation runs (so neither imports the other): `prepare_model_run` resolves a preset and
-`--set` overrides or reads a checkpoint's state, builds the model and the data pieces that feed it.
+`--set` overrides or reads a checkpoint's state, checks every input (model, field types, backbone, the splits'
+annotation files, the caller's own checks) before any work, then pretrains if needed and builds the model and the
+data pieces that feed it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,10 +22,11 @@ from benchmark.data import load_split
 from benchmark.data.split import Split
 from benchmark.data.text import TextTokenizer
 from benchmark.data.video import VideoConfig
+from benchmark.engine.backbone import check_backbone_name
 from benchmark.engine.checkpoint import load_weights, read_state
 from benchmark.engine.distributed import DistEnv, barrier, init_distributed
 from benchmark.presets import Preset, TrainConfig, load_preset, parse_sets, resolve
-from benchmark.registry import build_model
+from benchmark.registry import build_model, model_source, require_model
 
 
 class TrainError(RuntimeError):
@@ -53,18 +58,15 @@ def carve_holdout(split: Split, n_videos: int, captions_per_video: int = 1, seed
 
 
 @dataclass
-class RunSetup:
-    """A model built for a preset, with its merged configs and the data pieces to feed it."""
+class RunPlan:
+    """A run's merged configs and data, checked before any work: everything but the model."""
 
     preset: Preset
     model_name: str
-    model: Any
     model_config: dict[str, Any]
     train: TrainConfig
     sources: list[str]
     data_root: Path
-    video_cfg: VideoConfig
-    tokenizer: TextTokenizer
     env: DistEnv
     seed: int | None = None
     select_on_test: bool = False
@@ -107,18 +109,28 @@ class RunSetup:
                 "sources": self.sources}
 
     def record_extra(self) -> dict[str, Any]:
-        return {"data_root": str(self.data_root)}
+        """Run-record fields beyond the config: the data folder and where the model's code came from."""
+        return {"data_root": str(self.data_root), "model_source": model_source(self.model_name)}
 
 
-def _pretrained_weights(preset: Preset, data_root: Path, env: DistEnv) -> str:
-    from benchmark.engine.pretrain import ensure_pretrained, pretrain_config
+@dataclass(kw_only=True)
+class RunSetup(RunPlan):
+    """A planned run with its model built, and the frame and text pipelines that feed it."""
 
-    config = pretrain_config(preset)
+    model: Any
+    video_cfg: VideoConfig
+    tokenizer: TextTokenizer
+
+
+def _pretrained_weights(preset: Preset, data_root: Path, env: DistEnv, cache_dir: str | Path | None) -> str:
+    from benchmark.engine.pretrain import backbone_cache, ensure_pretrained, pretrain_config
+
+    config, cache = pretrain_config(preset), backbone_cache(cache_dir)
     if env.is_main:
-        path = ensure_pretrained(data_root, config, progress=True)
+        path = ensure_pretrained(data_root, config, cache=cache, progress=True)
     barrier(env)
     if not env.is_main:
-        path = ensure_pretrained(data_root, config, progress=False)
+        path = ensure_pretrained(data_root, config, cache=cache, progress=False)
     return str(path)
 
 
@@ -133,8 +145,15 @@ def prepare_model_run(
     env: DistEnv | None = None,
     seed: int | None = None,
     select_on_test: bool = False,
+    cache_dir: str | Path | None = None,
+    check: Callable[[RunPlan], None] | None = None,
 ) -> RunSetup:
-    """Resolve configs and build the model, either fresh (`model_name` + `preset`) or from a checkpoint directory."""
+    """Resolve configs and build the model, either fresh (`model_name` + `preset`) or from a checkpoint directory.
+
+    Everything that can be checked without the model is checked first (model and preset names, `--set` fields and
+    types, the backbone name, then `check(plan)`, which loads the splits the caller needs), so a bad input fails in
+    seconds, never after pretraining. A checkpoint's model is found through the plugin it recorded.
+    """
     env = env or init_distributed()
     state: dict[str, Any] | None = None
     if checkpoint is not None:
@@ -142,6 +161,7 @@ def prepare_model_run(
         model_name, preset = state["model"], preset or state["preset"]
         data_root = data_root or state.get("data_root")
         seed, select_on_test = state.get("seed"), state.get("select_on_test", False)
+        require_model(model_name, state.get("model_source"))
     if model_name is None or preset is None:
         raise TrainError("Name a model and a preset (e.g. --model clip4clip-meanp --preset synthvtt).")
     preset = preset if isinstance(preset, Preset) else load_preset(preset)
@@ -149,14 +169,20 @@ def prepare_model_run(
     if state is not None:
         model_config, sources = dict(state["config"]), list(state.get("sources", []))
         train_cfg = preset.train_config(**{**state["train"], **_eval_sets(sets)})
-        model = build_model(model_name, **{**model_config, "clip_weights": "random"})
-        load_weights(checkpoint, model)
     else:
         sets = list(sets) + ([f"clip_weights={json.dumps(clip_weights)}"] if clip_weights else [])
         resolved = resolve(preset, model_name, sets)
         model_config, train_cfg, sources = resolved.model, resolved.train, resolved.sources
+    check_backbone_name(model_config["backbone"])
+    plan = RunPlan(preset, model_name, model_config, train_cfg, sources, root, env, seed, select_on_test)
+    if check is not None:
+        check(plan)
+    if state is not None:
+        model = build_model(model_name, **{**model_config, "clip_weights": "random"})
+        load_weights(checkpoint, model)
+    else:
         if model_config.get("clip_weights") is None and preset.backbone.get("weights") == "pretrain":
-            model_config["clip_weights"] = _pretrained_weights(preset, root, env)
+            model_config["clip_weights"] = _pretrained_weights(preset, root, env, cache_dir)
         if seed is not None:
             torch.manual_seed(seed)
         model = build_model(model_name, **model_config)
@@ -166,8 +192,8 @@ def prepare_model_run(
         max_frames=train_cfg.max_frames, framerate=train_cfg.framerate, sampling=train_cfg.sampling,
     )
     tokenizer = TextTokenizer(train_cfg.max_words, name=model_config["backbone"])
-    return RunSetup(preset, model_name, model, model_config, train_cfg, sources, root, video_cfg, tokenizer, env,
-                    seed, select_on_test)
+    planned = {f.name: getattr(plan, f.name) for f in dataclasses.fields(RunPlan)}
+    return RunSetup(**planned, model=model, video_cfg=video_cfg, tokenizer=tokenizer)
 
 
 def _eval_sets(sets: list[str] | tuple[str, ...]) -> dict[str, Any]:

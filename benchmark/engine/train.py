@@ -4,17 +4,21 @@ the test split and write a run record.
 Output folder: ``train_log.jsonl`` (losses per term, lr, grad norm, validation metrics), ``checkpoints/last``
 (weights + optimizer + RNG + step, rewritten after every epoch; ``--resume`` continues from it bit-exactly on CPU),
 ``checkpoints/best`` (the selected weights; `tvbench evaluate --checkpoint` takes it) and ``record/`` (run.json +
-ranks.npz of the test evaluation). Under ``torchrun`` every rank takes a slice of each global batch, features are
-all-gathered with gradients before ``model.losses``, gradients are summed across ranks, and only rank 0 writes.
+ranks.npz of the test evaluation). Once the record is written, ``--keep-checkpoints`` (default ``best``) says which
+checkpoints stay. Every input is checked before any work (pretraining included). Under ``torchrun`` every rank takes
+a slice of each global batch, features are all-gathered with gradients before ``model.losses``, gradients are summed
+across ranks, and only rank 0 writes.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
 import shlex
+import shutil
 import sys
 import time
 from contextlib import nullcontext
@@ -27,6 +31,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from benchmark.argtypes import positive_int
 from benchmark.data.dataset import PairDataset
 from benchmark.data.split import Split
 from benchmark.data.video import ClipAugment
@@ -34,13 +39,15 @@ from benchmark.engine.checkpoint import load_training_state, load_weights, read_
 from benchmark.engine.distributed import DistEnv, barrier, gather_features, init_distributed, sum_gradients
 from benchmark.engine.evaluate import evaluate_model, evaluate_split
 from benchmark.engine.optimization import apply_schedule, make_optimizer, parameter_groups
-from benchmark.engine.run_setup import RunSetup, TrainError, prepare_model_run
+from benchmark.engine.run_setup import RunPlan, RunSetup, TrainError, prepare_model_run
 from benchmark.metrics import METRICS
 from benchmark.presets import Preset, TrainConfig
-from benchmark.registry import model_spec
+from benchmark.registry import model_source, model_spec
 
 LOG_FILE = "train_log.jsonl"
 LAST, BEST, RECORD = "checkpoints/last", "checkpoints/best", "record"
+# --keep-checkpoints: what stays once the run record is written.
+KEEP_CHECKPOINTS = {"best": (BEST,), "last": (LAST,), "all": (BEST, LAST), "none": ()}
 
 
 def seed_everything(seed: int) -> None:
@@ -144,9 +151,44 @@ def _better(value: float, best: float | None, metric: str) -> bool:
 
 
 def _checkpoint_state(setup: RunSetup, **values: Any) -> dict[str, Any]:
-    return {"model": setup.model_name, "config": setup.model_config, "train": asdict(setup.train),
-            "preset": setup.preset.name, "sources": setup.sources, "data_root": str(setup.data_root),
-            "seed": setup.seed, "select_on_test": setup.select_on_test, **values}
+    return {"model": setup.model_name, "model_source": model_source(setup.model_name), "config": setup.model_config,
+            "train": asdict(setup.train), "preset": setup.preset.name, "sources": setup.sources,
+            "data_root": str(setup.data_root), "seed": setup.seed, "select_on_test": setup.select_on_test, **values}
+
+
+def check_out_dir(out_dir: Path, resume: bool) -> None:
+    """Refuse, before any work, an --out that is a file, or that holds a run unless --resume can continue it."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise TrainError(f"--out {out_dir} is a file; pass a folder for the run.")
+    resumable = (out_dir / LAST / "state.json").is_file()
+    if resume and not resumable and (out_dir / RECORD).exists():
+        raise TrainError(f"{out_dir} holds a finished run whose last checkpoint was not kept (--keep-checkpoints), "
+                         "so there is nothing to resume; choose another --out.")  # fmt: skip
+    if not resume and any((out_dir / part).exists() for part in (LAST, BEST, RECORD)):
+        raise TrainError(f"{out_dir} already holds a run; pass --resume to continue it or choose another --out.")
+
+
+def check_training(plan: RunPlan) -> None:
+    """The training inputs, before any work: the train, validation and test splits load, and a batch fits."""
+    cfg, env = plan.train, plan.env
+    if cfg.batch_size % env.world_size:
+        raise TrainError(f"batch_size {cfg.batch_size} is not divisible by the {env.world_size} processes.")
+    train_split, _ = plan.train_val()
+    plan.split("test")
+    if steps_per_epoch(train_split, cfg) == 0:
+        raise TrainError(
+            f"batch_size {cfg.batch_size} exceeds the training samples of {train_split.split}; lower it with "
+            "--set batch_size=N."
+        )
+
+
+def prune_checkpoints(out_dir: Path, keep: str) -> None:
+    """Delete the checkpoints of a finished run that `keep` (--keep-checkpoints) does not ask for."""
+    for part in (BEST, LAST):
+        if part not in KEEP_CHECKPOINTS[keep]:
+            shutil.rmtree(out_dir / part, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        (out_dir / "checkpoints").rmdir()  # only when nothing is left in it
 
 
 def train_step(
@@ -188,15 +230,8 @@ def train_step(
 def _train(setup: RunSetup, out_dir: Path, resume: bool, max_steps: int | None, progress: bool) -> dict[str, Any]:
     """The training loop; returns the selection summary (best epoch, value, ...)."""
     env, cfg, model = setup.env, setup.train, setup.model
-    if cfg.batch_size % env.world_size:
-        raise TrainError(f"batch_size {cfg.batch_size} is not divisible by the {env.world_size} processes.")
     train_split, val_split = setup.train_val()
     per_epoch = steps_per_epoch(train_split, cfg)
-    if per_epoch == 0:
-        raise TrainError(
-            f"batch_size {cfg.batch_size} exceeds the training samples of {train_split.split}; lower it with "
-            "--set batch_size=N."
-        )
     total = (cfg.schedule_epochs or cfg.epochs) * per_epoch
     stop_at = min(cfg.epochs * per_epoch, max_steps) if max_steps else cfg.epochs * per_epoch
     total = min(total, stop_at) if max_steps else total
@@ -219,8 +254,6 @@ def _train(setup: RunSetup, out_dir: Path, resume: bool, max_steps: int | None, 
             scaler.load_state_dict(state["scaler"])
         step, start_epoch = state["step"], state["epoch"] + 1
         best, best_epoch = state["best"]["value"], state["best"]["epoch"]
-    elif (out_dir / LAST).exists() and not resume:
-        raise TrainError(f"{out_dir} already holds a run; pass --resume to continue it or choose another --out.")
     log = JsonlLog(out_dir / LOG_FILE, env.is_main, keep_until_step=step if resume else None)
     log.write(event="start", step=step, epoch=start_epoch, steps_per_epoch=per_epoch, total_steps=total,
               world_size=env.world_size, train_split=train_split.split, val_split=val_split.split,
@@ -288,15 +321,22 @@ def train_run(
     device: str | None = None,
     progress: bool = True,
     command: str | None = None,
+    cache_dir: str | Path | None = None,
+    keep_checkpoints: str = "best",
 ) -> Path:
     """Train `model_name` on `preset` with `seed` (zero-shot models skip training), evaluate the selected checkpoint
-    on the test split and write the run record; returns the record directory (OUT/record)."""
+    on the test split, write the run record and keep the checkpoints `keep_checkpoints` names; returns the record
+    directory (OUT/record). Every input is checked before any work."""
+    if keep_checkpoints not in KEEP_CHECKPOINTS:
+        raise TrainError(f"keep_checkpoints must be one of {', '.join(KEEP_CHECKPOINTS)}, not `{keep_checkpoints}`.")
     env = init_distributed(device)
     seed_everything(seed)
     out_dir = Path(out_dir)
-    setup = prepare_model_run(model_name=model_name, preset=preset, sets=sets, data_root=data_root,
-                              clip_weights=clip_weights, env=env, seed=seed, select_on_test=select_on_test)
+    check_out_dir(out_dir, resume)
     trained = bool(model_spec(model_name).cls.trainable)
+    setup = prepare_model_run(model_name=model_name, preset=preset, sets=sets, data_root=data_root,
+                              clip_weights=clip_weights, env=env, seed=seed, select_on_test=select_on_test,
+                              cache_dir=cache_dir, check=check_training if trained else lambda p: p.split("test"))
     extra = {**setup.record_extra(), "trained": trained}
     if trained:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -307,7 +347,9 @@ def train_run(
         if env.distributed:  # every rank evaluates with the selected weights
             for tensor in setup.model.state_dict().values():
                 torch.distributed.broadcast(tensor, src=0)
-        extra.update(selection=selection, checkpoint=str(out_dir / BEST), log=str(out_dir / LOG_FILE))
+        kept = BEST in KEEP_CHECKPOINTS[keep_checkpoints]
+        extra.update(selection=selection, checkpoint=str(out_dir / BEST) if kept else None,
+                     log=str(out_dir / LOG_FILE))  # fmt: skip
     cfg = setup.train
     record_dir = out_dir / RECORD
     evaluate_model(
@@ -318,6 +360,8 @@ def train_run(
         v2t=setup.preset.eval.get("v2t", "max-over-captions"), env=env, cache_frames=setup.cache_frames,
         num_workers=cfg.num_workers, progress=progress,
     )
+    if trained and env.is_main:
+        prune_checkpoints(out_dir, keep_checkpoints)
     barrier(env)
     return record_dir
 
@@ -334,7 +378,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/last")
     parser.add_argument("--select-on-test", action="store_true",
                         help="parity mode: select the epoch on the TEST split as the official code does (recorded)")
-    parser.add_argument("--max-steps", type=int, help="stop after this many optimiser steps (smoke tests)")
+    parser.add_argument("--max-steps", type=positive_int, help="stop after this many optimiser steps (smoke tests)")
+    parser.add_argument("--keep-checkpoints", choices=tuple(KEEP_CHECKPOINTS), default="best",
+                        help="checkpoints kept once the run record is written (default best; `last` keeps the "
+                             "resumable state, `all` both, `none` neither)")  # fmt: skip
+    parser.add_argument("--cache-dir", type=Path,
+                        help="cache of pretrained backbones (default $XDG_CACHE_HOME/tvbench)")
     parser.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -344,7 +393,8 @@ def run(args: argparse.Namespace) -> int:
         args.preset, args.model, args.seed, args.out, args.sets, data_root=args.data_root,
         clip_weights=args.clip_weights, resume=args.resume, select_on_test=args.select_on_test,
         max_steps=args.max_steps, device=args.device, progress=not args.quiet,
-        command=shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        command=shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]), cache_dir=args.cache_dir,
+        keep_checkpoints=args.keep_checkpoints,
     )
     if init_distributed(args.device).is_main:
         print(json.dumps({"record": str(record), "metrics": json.loads((record / "run.json").read_text())["metrics"]},

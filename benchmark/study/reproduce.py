@@ -3,6 +3,8 @@
 SynthVTT (default): generate the data, pretrain the tiny backbone, train and evaluate the grid of methods and
 GLSCL ablations over seeds, measure efficiency, fill a local leaderboard and write the study report. Real presets:
 check every input first, print the plan and a GPU-hour estimate, then run each training under torchrun (DDP).
+`--models A,B,...` runs the grid of the chosen models instead (plugins included, with `--include`); caches
+(pretrained backbones, efficiency counts) live in the cache folder (`$XDG_CACHE_HOME/tvbench` or `--cache-dir`).
 """
 
 from __future__ import annotations
@@ -22,9 +24,11 @@ from typing import Any
 
 from tqdm import tqdm
 
+from benchmark.argtypes import name_list, positive_int
 from benchmark.data import load_split, loader_spec
 from benchmark.data.video import VideoDecodeError, probe_video
 from benchmark.io import write_json, write_text
+from benchmark.paths import cache_dir
 from benchmark.presets import Preset, list_presets, load_preset, resolve
 from benchmark.registry import model_spec
 from benchmark.runs import RunRecord, load_run, write_run
@@ -105,7 +109,7 @@ def finished(spec: RunSpec, key: str) -> bool:
 def begin_run(spec: RunSpec, key: str) -> bool:
     """Prepare `spec`'s folder for a run with `key`; returns whether an interrupted run with the same key can be
     resumed from its checkpoints. A folder left by a different key (changed preset or config) is cleared first."""
-    resumable = _has_key(spec.directory / STARTED_KEY, key) and (spec.directory / "checkpoints").is_dir()
+    resumable = _has_key(spec.directory / STARTED_KEY, key) and (spec.directory / "checkpoints" / "last").is_dir()
     if not resumable and spec.directory.exists():
         shutil.rmtree(spec.directory)
     spec.directory.mkdir(parents=True, exist_ok=True)
@@ -113,17 +117,20 @@ def begin_run(spec: RunSpec, key: str) -> bool:
     return resumable
 
 
-def prepare_synthvtt(out: Path, quick: bool, preset: Preset) -> tuple[Path, str]:
-    """Generate SynthVTT (if absent) and pretrain the tiny backbone (cached by config hash): (data root, weights)."""
+def prepare_synthvtt(out: Path, quick: bool, preset: Preset, cache: Path) -> tuple[Path, str]:
+    """Generate SynthVTT (if absent) and pretrain the tiny backbone (cached by config hash in `cache`/backbones):
+    (data root, weights)."""
+    from dataclasses import replace
+
     from benchmark.data.synthvtt import generate
-    from benchmark.engine.pretrain import PretrainConfig, ensure_pretrained
+    from benchmark.engine.pretrain import backbone_cache, ensure_pretrained, pretrain_config
 
     data_root = out / "data" / ("synthvtt-quick" if quick else "synthvtt")
     result = generate(data_root, **(QUICK_DATA if quick else preset.data.get("generate", {})))
     print(f"SynthVTT at {data_root} ({'reused' if result.skipped else f'generated in {result.seconds:.0f} s'})")
-    settings = dict(preset.backbone.get("pretrain", {}), **({"steps": QUICK_PRETRAIN_STEPS} if quick else {}))
-    config = PretrainConfig(backbone=preset.backbone["name"], **settings)
-    weights = ensure_pretrained(data_root, config, cache=out / "cache" / "backbones")
+    config = pretrain_config(preset)
+    config = replace(config, steps=QUICK_PRETRAIN_STEPS) if quick else config
+    weights = ensure_pretrained(data_root, config, cache=backbone_cache(cache))
     return data_root, str(weights)
 
 
@@ -186,19 +193,31 @@ def print_plan(preset: Preset, specs: list[RunSpec], train_split: Any, nproc: in
           f"at {SUSTAINED_TFLOPS:.0f} TFLOP/s sustained; data loading and evaluation not included).")  # fmt: skip
 
 
+@dataclass(frozen=True)
+class Launch:
+    """How each run of a study is launched: in this process (`nproc` None) or under torchrun, and the options every
+    run shares (plugin files, checkpoints kept)."""
+
+    nproc: int | None = None
+    includes: tuple[str, ...] = ()
+    keep_checkpoints: str = "best"
+
+
 def execute(spec: RunSpec, preset: Preset, data_root: Path, weights: str | None, sets: tuple[str, ...],
-            nproc: int | None, resume: bool) -> None:
-    """Train and evaluate one run: in this process, or under torchrun with `nproc` processes."""
-    if nproc is None:
+            launch: Launch, resume: bool) -> None:
+    """Train and evaluate one run: in this process, or under torchrun with `launch.nproc` processes."""
+    if launch.nproc is None:
         from benchmark.engine.train import train_run
 
         train_run(preset, spec.model, spec.seed, spec.directory, sets, data_root=data_root, clip_weights=weights,
-                  resume=resume, progress=True)  # fmt: skip
+                  resume=resume, progress=True, keep_checkpoints=launch.keep_checkpoints)  # fmt: skip
         return
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={launch.nproc}",
                "-m", "benchmark", "train", "--preset", preset.name, "--model", spec.model, "--seed", str(spec.seed),
-               "--out", str(spec.directory), "--data-root", str(data_root), "--quiet"]  # fmt: skip
+               "--out", str(spec.directory), "--data-root", str(data_root), "--quiet",
+               "--keep-checkpoints", launch.keep_checkpoints]  # fmt: skip
     command += ["--clip-weights", weights] if weights else []
+    command += [arg for path in launch.includes for arg in ("--include", path)]
     command += [arg for s in sets for arg in ("--set", s)]
     command += ["--resume"] if resume else []
     print("$", shlex.join(command))
@@ -267,9 +286,14 @@ def reproduce(
     clip_weights: Path | None = None,
     nproc: int | None = None,
     readme: Path | None = None,
+    includes: tuple[str, ...] = (),
+    keep_checkpoints: str = "best",
+    cache: Path | None = None,
 ) -> Path:
-    """Run the study for `preset_name`; returns the report's path. With `readme`, its "What it found" block (between
-    the findings markers) is replaced by the one generated from this report."""
+    """Run the study for `preset_name` over the grid of `models` (default GRID; any registered models, plugins
+    included: `includes` are the files they came from, which torchrun launches also receive); returns the report's
+    path. With `readme`, its "What it found" block (between the findings markers) is replaced by the one generated
+    from this report."""
     from benchmark.engine.train import LOG_FILE
     from benchmark.study.answer import splice_readme
     from benchmark.study.design import load_design
@@ -281,23 +305,26 @@ def reproduce(
     start = time.perf_counter()
     preset = load_preset(preset_name)
     load_design(preset)  # a broken study design fails before any training
-    models = models or list(GRID)
+    models = list(dict.fromkeys(models or GRID))
+    for model in models:
+        model_spec(model)  # an unknown name fails now, naming the registered ones
     synthetic = preset.benchmark == "synthvtt"
     preset_seeds = list(preset.train_config().seeds)
     seed_list = list(range(seeds)) if seeds else preset_seeds[:1] if quick else preset_seeds
     study_dir = out / (f"{preset.name}-quick" if quick else preset.name)
     specs = plan_runs(models, seed_list, study_dir / "runs")
     sets = QUICK_SETS if quick else ()
+    cache_root = cache_dir(cache)
     if synthetic:
-        data_root, weights = prepare_synthvtt(out, quick, preset)
+        data_root, weights = prepare_synthvtt(out, quick, preset, cache_root)
         test_split = load_split(preset.benchmark, data_root, preset.test_split)
-        launch = None
+        launch = Launch(None, tuple(includes), keep_checkpoints)
     else:
         splits = check_real_inputs(preset, data_root, clip_weights)
         weights, test_split = str(clip_weights), splits[preset.test_split]
         print_plan(preset, specs, splits[preset.data["train"]], nproc or 1)
-        launch = nproc or 1
-    cache = out / "cache" / "efficiency"
+        launch = Launch(nproc or 1, tuple(includes), keep_checkpoints)
+    costs_cache = cache_root / "efficiency"
     records: dict[str, list[tuple[RunSpec, RunRecord]]] = {}
     for spec in tqdm(specs, desc=f"study {preset.name}", unit="run"):
         key = run_key(preset, spec, sets, Path(weights).name if weights else None)
@@ -306,9 +333,9 @@ def reproduce(
             tqdm.write(f"{'resume' if resume else 'run'} {spec.model} seed {spec.seed}")
             execute(spec, preset, Path(data_root), weights, sets, launch, resume)
             (spec.directory / FINISHED_KEY).write_text(key + "\n")
-        record = attach_efficiency(spec.record_dir, spec.model, cache)
+        record = attach_efficiency(spec.record_dir, spec.model, costs_cache)
         records.setdefault(spec.model, []).append((spec, record))
-    paper_costs = paper_setting_costs(models, cache) if not quick else {}
+    paper_costs = paper_setting_costs(models, costs_cache) if not quick else {}
     leaderboard_root = out / ("leaderboard-quick" if quick else "leaderboard")
     publish(records, test_split, leaderboard_root)
     report = write_study_report(
@@ -331,29 +358,31 @@ def reproduce(
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from benchmark.engine.train import KEEP_CHECKPOINTS
+
     parser.add_argument("--preset", default=SYNTH_PRESET, choices=list_presets(), help="study preset")
-    parser.add_argument("--seeds", type=int, help="number of seeds (default: the preset's; 1 with --quick)")
+    parser.add_argument("--seeds", type=positive_int, help="number of seeds (default: the preset's; 1 with --quick)")
     parser.add_argument("--quick", action="store_true", help="tiny data and one short epoch (for tests)")
     parser.add_argument("--out", type=Path, default=Path("results"), help="output folder (default: results/)")
-    parser.add_argument("--models", nargs="+", type=lambda text: [m for m in text.split(",") if m],
-                        help=f"models to run and compare, space- or comma-separated (default: {' '.join(GRID)}); "
-                        "without a complete ablation family the report compares them pairwise")
+    parser.add_argument("--models", nargs="+", type=name_list, metavar="A,B",
+                        help=f"models to run and compare, space- or comma-separated, any registered ones, yours "
+                        f"included (default: {' '.join(GRID)}); without a complete ablation family the report "
+                        "compares them pairwise")
     parser.add_argument("--readme", type=Path, help="regenerate this README's 'What it found' block from the report")
     parser.add_argument("--data-root", type=Path, help="real presets: the benchmark's folder")
     parser.add_argument("--clip-weights", type=Path, help="real presets: the CLIP weights file (.safetensors)")
-    parser.add_argument("--nproc", type=int, help="real presets: processes (GPUs) per training under torchrun")
+    parser.add_argument("--nproc", type=positive_int, help="real presets: processes (GPUs) per training under torchrun")
+    parser.add_argument("--keep-checkpoints", choices=tuple(KEEP_CHECKPOINTS), default="best",
+                        help="checkpoints each finished run keeps (default best)")
+    parser.add_argument("--cache-dir", type=Path,
+                        help="cache of pretrained backbones and efficiency counts (default $XDG_CACHE_HOME/tvbench)")
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        loader_spec(load_preset(args.preset).benchmark)
-        models = list(dict.fromkeys(m for group in args.models for m in group)) if args.models else None
-        for model in models or []:
-            model_spec(model)  # an unknown name fails here, before any work
-        reproduce(args.preset, out=args.out, seeds=args.seeds, quick=args.quick, models=models,
-                  data_root=args.data_root, clip_weights=args.clip_weights, nproc=args.nproc,
-                  readme=args.readme)  # fmt: skip
-    except InputError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    loader_spec(load_preset(args.preset).benchmark)
+    models = [m for group in args.models for m in group] if args.models else None
+    reproduce(args.preset, out=args.out, seeds=args.seeds, quick=args.quick, models=models,
+              data_root=args.data_root, clip_weights=args.clip_weights, nproc=args.nproc, readme=args.readme,
+              includes=tuple(str(Path(p).resolve()) for p in args.include), keep_checkpoints=args.keep_checkpoints,
+              cache=args.cache_dir)  # fmt: skip
     return 0
