@@ -35,6 +35,8 @@ def test_pretrain_train_evaluate_cli(tmp_path: Path, synth_root: Path, synth_cac
              "--set", "max_frames=2", "--max-steps", "2", "--select-on-test", "--quiet")
     trained = load_run(out / "record")
     assert trained.seed == 3 and trained.protocol["select_on_test"] is True
+    # --keep-checkpoints best (the default): the resumable state goes once the record is written
+    assert (out / "checkpoints" / "best").is_dir() and not (out / "checkpoints" / "last").exists()
     assert trained.extra["selection"]["split"] == "test"
 
     evaluated = tmp_path / "eval"

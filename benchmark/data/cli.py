@@ -152,8 +152,9 @@ def _load(args: argparse.Namespace, split: str | None, options: dict[str, Any]) 
 
 def run_check(args: argparse.Namespace) -> int:
     """`tvbench data check`: exit 0 when every video of the checked splits exists and decodes, 1 when not, 2 on bad
-    input. Without --split it checks every split of the benchmark whose annotation files are present (a split whose
-    files are absent is listed as not present; one whose files are broken makes the check fail)."""
+    input (broken or empty annotations included). Without --split it checks every split of the benchmark whose
+    annotation files are present (a split whose files are absent is listed as not present); every split is loaded
+    before any video is probed."""
     options = _options(args.option)
     if args.video_dir is not None:
         options["video_dir"] = args.video_dir
@@ -165,30 +166,28 @@ def run_check(args: argparse.Namespace) -> int:
         else:
             _print_table(rep)
         return 0 if rep["complete"] else 1
-    reports, absent, broken = [], {}, {}
-    probed: dict[str, str | None] = {}
+    splits, absent, broken = [], {}, []
     for name in loader_spec(args.name).splits:
         try:
-            split = _load(args, name, options)
+            splits.append(_load(args, name, options))
         except FileNotFoundError as err:
             absent[name] = str(err)
-            continue
         except ValueError as err:
-            broken[name] = str(err)
-            continue
-        reports.append(report(split, *check_videos(split, probed)))
-    if not reports and not broken:
+            broken.append(f"split {name}: {err}")
+    if broken:
+        raise ValueError("\n".join(broken))
+    if not splits:
         raise FileNotFoundError(f"No split of `{args.name}` found under `{args.root}`:\n" + "\n".join(absent.values()))
-    complete = all(r["complete"] for r in reports) and not broken
+    probed: dict[str, str | None] = {}
+    reports = [report(split, *check_videos(split, probed)) for split in splits]
+    complete = all(r["complete"] for r in reports)
     if args.json:
         print(json.dumps({"benchmark": args.name, "splits": reports, "not_present": sorted(absent),
-                          "broken": broken, "complete": complete}, indent=2))  # fmt: skip
+                          "complete": complete}, indent=2))  # fmt: skip
         return 0 if complete else 1
     for rep in reports:
         _print_table(rep)
         print()
-    for name, message in broken.items():
-        print(f"split {name}: annotation files present but unreadable: {message}")
     if absent:
         print(f"not present (annotation files absent, not checked): {', '.join(sorted(absent))}")
     print("all present splits complete" if complete else "INCOMPLETE: see the splits above")
