@@ -117,6 +117,7 @@ def test_reproduce_studies_the_chosen_models_with_a_plugin(tmp_path: Path, plugi
     assert entries == ["attnpool-seed-0", "glscl-seed-0"]
 
 
+@pytest.mark.slow
 def test_an_installed_entry_point_plugin_is_listed(tmp_path: Path) -> None:
     source = tmp_path / "src"
     (source / "tvb_attnpool").mkdir(parents=True)
