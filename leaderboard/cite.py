@@ -161,7 +161,7 @@ def run(args: argparse.Namespace) -> int:
             raise FileNotFoundError(f"--check-cff {args.check_cff}: no such file.")
         errors = validate_cff(args.check_cff.read_text(encoding="utf-8"))
         for e in errors:
-            print(f"error: {args.check_cff}: {e}", file=sys.stderr)
+            print(f"tvbench cite: error: {args.check_cff}: {e}", file=sys.stderr)
         print(f"{args.check_cff}: {'invalid' if errors else 'valid'} CITATION.cff")
         return 1 if errors else 0
     root, settings = resolve_root(args.root), StatsSettings(n_resamples=args.resamples)

@@ -29,7 +29,8 @@ EFFICIENCY_NUMBERS = ("frames", "words", "params_total", "params_backbone", "par
 EFFICIENCY_TEXTS = ("unit", "convention", "device", "device_name")
 LATENCY_NUMBERS = ("gallery", "median_ms", "iqr_ms", "runs", "extrapolated_from")
 # Fields that `tvbench train` / `evaluate` put into a run record's `extra`.
-EXTRA_TYPES: dict[str, type] = {"data_root": str, "trained": bool, "checkpoint": str, "log": str, "selection": dict}
+EXTRA_TYPES: dict[str, type] = {"data_root": str, "trained": bool, "checkpoint": str, "log": str, "selection": dict,
+                                 "model_source": dict}
 
 
 class SchemaError(ValueError):

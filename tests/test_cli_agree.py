@@ -49,13 +49,14 @@ def test_version(capsys: pytest.CaptureFixture) -> None:
 @pytest.mark.parametrize(("argv", "message"), [
     (["evaluate", "--out", "x"], "tvbench evaluate: error: give exactly one of --checkpoint DIR"),
     (["metrics", "nowhere.npy"], "tvbench metrics: error: score matrix `nowhere.npy` must be an existing .npy file"),
-    (["pretrain", "--data", ".", "--steps", "-1"], "tvbench pretrain: error: argument --steps: must be >= 1, got -1"),
+    (["pretrain", "--data", ".", "--steps", "-1"],
+     "tvbench pretrain: error: argument --steps: expected an integer >= 1, got `-1`"),
     (["train", "--preset", "synthvtt", "--model", "glscl", "--out", "x", "--max-steps", "0"],
-     "tvbench train: error: argument --max-steps: must be >= 1, got 0"),
+     "tvbench train: error: argument --max-steps: expected an integer >= 1, got `0`"),
     (["leaderboard", "show", "--benchmark", "msrvtt", "--resamples", "0"],
-     "tvbench leaderboard show: error: argument --resamples: must be >= 1, got 0"),
+     "tvbench leaderboard show: error: argument --resamples: expected an integer >= 1, got `0`"),
     (["leaderboard", "show", "--benchmark", "msrvtt", "--alpha", "7"],
-     "tvbench leaderboard show: error: argument --alpha: must be strictly between 0 and 1, got 7"),
+     "tvbench leaderboard show: error: argument --alpha: expected a probability strictly between 0 and 1, got `7`"),
     (["reproduce", "--models", "clip4clip-meanp,nosuch", "--out", "never"],
      "tvbench reproduce: error: Unknown model `nosuch`"),
     (["nosuch"], "tvbench: error: argument command: invalid choice: 'nosuch'"),
@@ -76,7 +77,7 @@ def test_a_bad_score_matrix_exits_2(tmp_path: Path, capsys: pytest.CaptureFixtur
 def test_a_leaderboard_root_that_is_a_file_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     (tmp_path / "board").write_text("")
     err = _error(capsys, ["leaderboard", "show", "--benchmark", "msrvtt", "--root", str(tmp_path / "board")])
-    assert f"tvbench leaderboard: error: Leaderboard root `{tmp_path / 'board'}` is a file" in err
+    assert f"tvbench leaderboard: error: The leaderboard root {tmp_path / 'board'} is a file" in err
 
 
 # ---------------------------------------------------------------- --set typed, every input checked before any work

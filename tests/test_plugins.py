@@ -111,6 +111,7 @@ def test_reproduce_studies_the_chosen_models_with_a_plugin(tmp_path: Path, plugi
     record = load_run(runs / "attnpool" / "seed0" / "record")
     assert record.method == "attnpool" and record.efficiency["per_pair_macs"] > 0
     assert not (runs / "attnpool" / "seed0" / "checkpoints").exists()  # --keep-checkpoints none
+    assert "checkpoint" not in record.extra and record.extra["model_source"]["include"] == str(plugin_file)
     report = json.loads((out / "synthvtt-quick" / "report.json").read_text())
     assert [v["name"] for v in report["variants"]] == ["glscl", "attnpool"]
     entries = sorted(p.name for p in (out / "leaderboard-quick" / "entries" / "synthvtt").iterdir())

@@ -347,9 +347,9 @@ def train_run(
         if env.distributed:  # every rank evaluates with the selected weights
             for tensor in setup.model.state_dict().values():
                 torch.distributed.broadcast(tensor, src=0)
-        kept = BEST in KEEP_CHECKPOINTS[keep_checkpoints]
-        extra.update(selection=selection, checkpoint=str(out_dir / BEST) if kept else None,
-                     log=str(out_dir / LOG_FILE))  # fmt: skip
+        extra.update(selection=selection, log=str(out_dir / LOG_FILE))
+        if BEST in KEEP_CHECKPOINTS[keep_checkpoints]:
+            extra["checkpoint"] = str(out_dir / BEST)
     cfg = setup.train
     record_dir = out_dir / RECORD
     evaluate_model(
