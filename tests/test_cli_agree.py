@@ -143,7 +143,7 @@ def test_pretrain_and_train_use_the_same_settings_and_cache(monkeypatch: pytest.
     (by_hand, cache_a), (by_train, cache_b) = asked
     assert by_hand == by_train == pretrain.PretrainConfig() and by_hand.steps == 300
     assert cache_a == cache_b == paths.cache_dir() / "backbones"
-    assert pretrain.preset_pretrain_config(load_preset("synthvtt")) == pretrain.PretrainConfig()
+    assert pretrain.pretrain_config(load_preset("synthvtt")) == pretrain.PretrainConfig()
 
 
 def test_cache_follows_xdg_and_never_the_working_directory(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -41,13 +41,23 @@ class BackboneSpec:
 _OPENAI_LAYOUT_KEYS = ("visual.transformer.resblocks.0.attn.in_proj_weight", "logit_scale")
 
 
+def check_weights_file(path: str | Path) -> str:
+    """The format of a CLIP weights file from its first bytes; BackboneWeightsError when it is missing, unreadable or
+    a TorchScript archive. Cheap, so runs check a given file before any work."""
+    try:
+        return weights_file.require_loadable(path)
+    except weights_file.WeightsFileError as err:
+        raise BackboneWeightsError(f"CLIP weights: {err}") from err
+
+
 def read_state_dict(path: str | Path) -> tuple[dict[str, torch.Tensor], bool]:
     """Tensors of a CLIP weights file (.safetensors, or a state dict saved by torch.save) and whether they need
     QuickGELU (OpenAI's weights). Nothing stored in the file can run: safetensors holds only tensors, torch.save files
     are read with ``weights_only=True``, and TorchScript archives (OpenAI's .pt) are refused with the conversion
     command. QuickGELU: the activation a converted file records, else whether the keys are in OpenAI's layout."""
+    kind = check_weights_file(path)
     try:
-        if weights_file.require_loadable(path) == weights_file.SAFETENSORS:
+        if kind == weights_file.SAFETENSORS:
             checkpoint, metadata = weights_file.read_safetensors(path)
         else:
             checkpoint, metadata = weights_file.read_torch_weights(path), {}

@@ -138,11 +138,17 @@ def _safetensors_file(directory: str | Path, name: str) -> Path:
     return path
 
 
-def load_weights(directory: str | Path, model: nn.Module) -> None:
-    """Load `model.safetensors` of a checkpoint into `model` (strict: every tensor must fit)."""
+def model_file(directory: str | Path) -> Path:
+    """The checkpoint's `model.safetensors`, refused (CheckpointError) when missing or not a safetensors file; cheap
+    (the first bytes only), so runs check it before any work."""
     if not _checkpoint_file(directory, MODEL_FILE).is_file():
         raise CheckpointError(f"Checkpoint `{directory}` has no {MODEL_FILE}; it is incomplete, re-run training.")
-    path = _safetensors_file(directory, MODEL_FILE)
+    return _safetensors_file(directory, MODEL_FILE)
+
+
+def load_weights(directory: str | Path, model: nn.Module) -> None:
+    """Load `model.safetensors` of a checkpoint into `model` (strict: every tensor must fit)."""
+    path = model_file(directory)
     try:
         missing, unexpected = load_model(model, str(path), strict=False, device=str(next(model.parameters()).device))
     except (SafetensorError, RuntimeError) as err:

@@ -22,8 +22,8 @@ from benchmark.data import load_split
 from benchmark.data.split import Split
 from benchmark.data.text import TextTokenizer
 from benchmark.data.video import VideoConfig
-from benchmark.engine.backbone import check_backbone_name
-from benchmark.engine.checkpoint import load_weights, read_state
+from benchmark.engine.backbone import check_backbone_name, check_weights_file
+from benchmark.engine.checkpoint import load_weights, model_file, read_state
 from benchmark.engine.distributed import DistEnv, barrier, init_distributed
 from benchmark.presets import Preset, TrainConfig, load_preset, parse_sets, resolve
 from benchmark.registry import build_model, model_source, require_model
@@ -151,8 +151,9 @@ def prepare_model_run(
     """Resolve configs and build the model, either fresh (`model_name` + `preset`) or from a checkpoint directory.
 
     Everything that can be checked without the model is checked first (model and preset names, `--set` fields and
-    types, the backbone name, then `check(plan)`, which loads the splits the caller needs), so a bad input fails in
-    seconds, never after pretraining. A checkpoint's model is found through the plugin it recorded.
+    types, the backbone name, the weights or checkpoint file's format, then `check(plan)`, which loads the splits the
+    caller needs), so a bad input fails in seconds, never after pretraining. A checkpoint's model is found through
+    the plugin it recorded.
     """
     env = env or init_distributed()
     state: dict[str, Any] | None = None
@@ -174,6 +175,10 @@ def prepare_model_run(
         resolved = resolve(preset, model_name, sets)
         model_config, train_cfg, sources = resolved.model, resolved.train, resolved.sources
     check_backbone_name(model_config["backbone"])
+    if state is not None:
+        model_file(checkpoint)
+    elif model_config.get("clip_weights") not in (None, "random"):
+        check_weights_file(model_config["clip_weights"])
     plan = RunPlan(preset, model_name, model_config, train_cfg, sources, root, env, seed, select_on_test)
     if check is not None:
         check(plan)
