@@ -23,7 +23,8 @@ def test_quick_study_end_to_end_and_resume(tmp_path: Path) -> None:
     text = report.read_text()
     assert text.splitlines()[2].startswith("Verdict (GLSCL, t2v R@1") and "one seed per variant" in text
     for heading in ("## Answer", "## Protocol", "### Which variance each number includes", "## Every variant",
-                    "## GLSCL: effects on t2v R@1", "## GLCCL: effects on t2v R@1", "## Every effect, query-only vs seed-aware", "## Training curves",
+                    "## GLSCL: effects on t2v R@1",
+                    "## GLCCL: effects on t2v R@1", "## Every effect, query-only vs seed-aware", "## Training curves",
                     "## Cost", "QUICK MODE"):
         assert heading in text
     for figure in ("r1_by_variant.png", "forest.png", "loss_curves.png"):

@@ -30,22 +30,23 @@ def test_the_shipped_design_on_the_default_grid() -> None:
                                                "glscl-global-only - glscl"]
     assert _keys(plan, "GLSCL", "design") == ["main effect ICL", "main effect IDL", "interaction ICL x IDL",
                                               "glscl-no-aux - glscl-global-only"]
-    assert _keys(plan, "baselines", "placement") == ["glscl - clip-zeroshot", "glscl - clip4clip-meanp",
-                                                     "glscl - clip4clip-seqtransf", "glscl - xpool"]
-    assert plan.notes == ["GLCCL: skipped, the runs lack glccl, glccl-no-csc, glccl-video-only."]
+    assert _keys(plan, "baselines", "placement") == [
+        f"{full} - {baseline}" for full in ("glscl", "glccl")
+        for baseline in ("clip-zeroshot", "clip4clip-meanp", "clip4clip-seqtransf", "xpool")]
+    assert plan.notes == []
     interaction = plan.families["GLSCL"]["design"][2].weights
     assert interaction == {"glscl": 1.0, "glscl-no-icl": -1.0, "glscl-no-idl": -1.0, "glscl-no-aux": 1.0}
 
 
 def test_a_family_whose_models_did_not_run_is_skipped_with_a_note() -> None:
-    plan = plan_contrasts(_design(), list(GRID))
+    plan = plan_contrasts(_design(), [m for m in GRID if not m.startswith("glccl")])
     assert "GLCCL" not in plan.families
     assert plan.notes == ["GLCCL: skipped, the runs lack glccl, glccl-no-csc, glccl-video-only."]
 
 
 def test_the_second_family_is_data_and_has_no_factorial_with_one_term() -> None:
     assert [f.name for f in _design().families] == ["GLSCL", "GLCCL"]
-    plan = plan_contrasts(_design(), [*GRID, "glccl", "glccl-no-csc", "glccl-video-only"])
+    plan = plan_contrasts(_design(), list(GRID))
     assert _keys(plan, "GLCCL", "primary") == ["glccl-no-csc - glccl", "glccl-video-only - glccl"]
     assert _keys(plan, "GLCCL", "design") == ["glccl-no-csc - glccl-video-only"]
     assert "glccl - xpool" in _keys(plan, "baselines", "placement")
