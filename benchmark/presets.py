@@ -198,6 +198,8 @@ def resolve(preset: Preset, model_name: str, sets: list[str] | tuple[str, ...] =
     spec = model_spec(model_name)
     model_fields = {f.name for f in dataclasses.fields(spec.config_cls)}
     model_over: dict[str, Any] = {"backbone": preset.backbone["name"]}
+    if "quick_gelu" in preset.backbone and "quick_gelu" in model_fields:
+        model_over["quick_gelu"] = preset.backbone["quick_gelu"]
     sources = [f"registry:{model_name}", f"preset:{preset.name}"]
     train_over: dict[str, Any] = {}
     for pattern, values in preset.models.items():

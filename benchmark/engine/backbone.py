@@ -34,6 +34,8 @@ class BackboneSpec:
     weights: str | None = None
     pretrained_tag: str | None = None
     text_padding_mask: bool = True
+    # MLP activation: True = QuickGELU (OpenAI CLIP), False = GELU, None = decided by `resolve_quick_gelu`.
+    quick_gelu: bool | None = None
 
 
 # Keys of a CLIP ViT state dict in OpenAI's layout (open_clip keeps it). A file in this layout that does not record its
@@ -86,6 +88,30 @@ def weights_download_hint(name: str) -> str:
             f"`{repo}` (README, 'CLIP weights').")  # fmt: skip
 
 
+# Buffers that OpenAI's CLIP state dicts carry besides the tensors of the model (dropped before loading).
+OPENAI_MARKERS = ("input_resolution", "context_length", "vocab_size")
+
+
+def resolve_quick_gelu(spec: BackboneSpec, file_quick_gelu: bool | None = None) -> bool:
+    """The activation to build: the spec's when set (presets say it); else what the weights file implies
+    (`read_state_dict`: a recorded activation, else OpenAI's layout means QuickGELU); else the pretrained tag's or the
+    open_clip config's own choice. The built model records the result, so that a reload rebuilds it."""
+    if spec.quick_gelu is not None:
+        return spec.quick_gelu
+    if file_quick_gelu is not None:
+        return file_quick_gelu
+    if spec.pretrained_tag is not None and spec.weights is None:
+        tag = open_clip.get_pretrained_cfg(spec.name, spec.pretrained_tag) or {}
+        if "quick_gelu" in tag:
+            return bool(tag["quick_gelu"])
+    return bool((open_clip.get_model_config(spec.name) or {}).get("quick_gelu", False))
+
+
+def uses_quick_gelu(model: open_clip.CLIP) -> bool:
+    """Whether the text tower's MLPs run QuickGELU (what the model was actually built with)."""
+    return isinstance(model.transformer.resblocks[0].mlp.gelu, open_clip.transformer.QuickGELU)
+
+
 def _missing_weights_message(name: str) -> str:
     return (
         f"Backbone `{name}` needs CLIP weights and none were given. {weights_download_hint(name)} Pass its path "
@@ -115,14 +141,31 @@ def check_backbone_name(name: str) -> None:
         raise KeyError(f"Unknown backbone `{name}`; open_clip knows e.g. ViT-B-32, ViT-B-16, tvbench-tiny.")
 
 
+# `BackboneSpec.weights` value for a backbone whose tensors a tvbench checkpoint fills right after it is built.
+FROM_CHECKPOINT = "checkpoint"
+
+
+def clip_skeleton(name: str, quick_gelu: bool) -> open_clip.CLIP:
+    """An open_clip CLIP with uninitialised tensors, for weights that are loaded right after: built on the meta
+    device (no random draws, which take seconds at ViT-B size), then allocated; the one non-persistent buffer (the
+    text tower's causal mask) is rebuilt."""
+    with torch.device("meta"), _quiet_random_init():
+        model = open_clip.create_model(name, pretrained=None, quick_gelu=quick_gelu, device=torch.device("meta"))
+    model = model.to_empty(device="cpu")
+    model.attn_mask = torch.full_like(model.attn_mask, float("-inf")).triu_(1)
+    return model
+
+
 def create_clip(spec: BackboneSpec, allow_random: bool = False) -> open_clip.CLIP:
-    """An open_clip CLIP for `spec`: from the local file, from an open_clip tag (online), or random when allowed."""
+    """An open_clip CLIP for `spec`: from the local file, from an open_clip tag (online), random when allowed, or
+    an uninitialised skeleton that a checkpoint fills (`weights=FROM_CHECKPOINT`)."""
     check_backbone_name(spec.name)
+    if spec.weights == FROM_CHECKPOINT:
+        return clip_skeleton(spec.name, resolve_quick_gelu(spec))
     if spec.weights is not None:
-        state, quick_gelu = read_state_dict(spec.weights)
-        with _quiet_random_init():
-            model = open_clip.create_model(spec.name, pretrained=None, force_quick_gelu=quick_gelu)
-        for key in ("input_resolution", "context_length", "vocab_size"):
+        state, file_quick_gelu = read_state_dict(spec.weights)
+        model = clip_skeleton(spec.name, resolve_quick_gelu(spec, file_quick_gelu))
+        for key in OPENAI_MARKERS:
             state.pop(key, None)
         try:
             model.load_state_dict(state, strict=True)
@@ -144,11 +187,11 @@ def create_clip(spec: BackboneSpec, allow_random: bool = False) -> open_clip.CLI
                 f"Pretrained tag `{spec.pretrained_tag}` needs a download but HF_HUB_OFFLINE=1. "
                 + _missing_weights_message(spec.name)
             )
-        return open_clip.create_model(spec.name, pretrained=spec.pretrained_tag)
+        return open_clip.create_model(spec.name, pretrained=spec.pretrained_tag, quick_gelu=resolve_quick_gelu(spec))
     if not allow_random:
         raise BackboneWeightsError(_missing_weights_message(spec.name))
     with _quiet_random_init():
-        return open_clip.create_model(spec.name, pretrained=None)
+        return open_clip.create_model(spec.name, pretrained=None, quick_gelu=resolve_quick_gelu(spec))
 
 
 class Backbone(nn.Module):
@@ -158,6 +201,7 @@ class Backbone(nn.Module):
         super().__init__()
         self.spec = spec
         self.clip = create_clip(spec, allow_random=allow_random)
+        self.quick_gelu = uses_quick_gelu(self.clip)
         visual = self.clip.visual
         self.embed_dim = int(self.clip.text_projection.shape[1])
         self.image_size = int(visual.image_size[0] if isinstance(visual.image_size, tuple) else visual.image_size)

@@ -13,12 +13,15 @@ from benchmark.retrieval_model import RetrievalModel
 
 @dataclass
 class RetrievalConfig:
-    """Fields every method has. `clip_weights`: a weights file, "random" (tests and cost counts only) or None."""
+    """Fields every method has. `clip_weights`: a weights file, "random" (tests and cost counts only), "checkpoint"
+    (uninitialised, a checkpoint is loaded right after) or None. `quick_gelu`: the backbone's activation (None =
+    inferred from the weights; the built model records the value it used, so a reload rebuilds the same network)."""
 
     backbone: str = "ViT-B-32"
     clip_weights: str | None = None
     pretrained_tag: str | None = None
     text_padding_mask: bool = True
+    quick_gelu: bool | None = None
     logit_scale_max: float = 100.0
 
 
@@ -34,8 +37,10 @@ class ClipRetrievalModel(RetrievalModel):
             weights=None if random else config.clip_weights,
             pretrained_tag=config.pretrained_tag,
             text_padding_mask=config.text_padding_mask,
+            quick_gelu=config.quick_gelu,
         )
         self.backbone = Backbone(spec, allow_random=random)
+        config.quick_gelu = self.backbone.quick_gelu
 
     @property
     def embed_dim(self) -> int:

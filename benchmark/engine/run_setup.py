@@ -22,7 +22,7 @@ from benchmark.data import load_split
 from benchmark.data.split import Split
 from benchmark.data.text import TextTokenizer
 from benchmark.data.video import VideoConfig
-from benchmark.engine.backbone import check_backbone_name, check_weights_file
+from benchmark.engine.backbone import FROM_CHECKPOINT, check_backbone_name, check_weights_file
 from benchmark.engine.checkpoint import load_weights, model_file, read_state
 from benchmark.engine.distributed import DistEnv, barrier, init_distributed
 from benchmark.presets import Preset, TrainConfig, load_preset, parse_sets, resolve
@@ -183,7 +183,7 @@ def prepare_model_run(
     if check is not None:
         check(plan)
     if state is not None:
-        model = build_model(model_name, **{**model_config, "clip_weights": "random"})
+        model = build_model(model_name, **{**model_config, "clip_weights": FROM_CHECKPOINT})
         load_weights(checkpoint, model)
     else:
         if model_config.get("clip_weights") is None and preset.backbone.get("weights") == "pretrain":
@@ -191,6 +191,8 @@ def prepare_model_run(
         if seed is not None:
             torch.manual_seed(seed)
         model = build_model(model_name, **model_config)
+        if "quick_gelu" in model_config:  # record the activation the backbone was built with (reloads rebuild it)
+            model_config["quick_gelu"] = model.backbone.quick_gelu
     model.to(env.device)
     video_cfg = VideoConfig.from_preprocess(
         model.backbone.clip.visual.preprocess_cfg,
