@@ -20,10 +20,12 @@ TEMPORAL_MODES = ("meanP", "seqTransf")
 
 @dataclass
 class CLIP4ClipConfig(ContrastiveConfig):
-    """`temporal`: "meanP" (pool CLIP frames) or "seqTransf" (temporal transformer of `temporal_layers`, then pool)."""
+    """`temporal`: "meanP" (pool CLIP frames) or "seqTransf" (temporal transformer of `temporal_layers`, then pool;
+    `temporal_ln_eps` its LayerNorm epsilon, official 1e-12)."""
 
     temporal: str = "meanP"
     temporal_layers: int = 4
+    temporal_ln_eps: float = 1e-5
 
 
 @register_model(
@@ -45,7 +47,8 @@ class CLIP4Clip(MeanPoolRetrieval):
         if config.temporal not in TEMPORAL_MODES:
             raise ValueError(f"CLIP4Clip `temporal` must be one of {TEMPORAL_MODES}, got {config.temporal!r}.")
         super().__init__(config)
-        self.seq_transf = SeqTransf(self.backbone, config.temporal_layers) if config.temporal == "seqTransf" else None
+        seq = config.temporal == "seqTransf"
+        self.seq_transf = SeqTransf(self.backbone, config.temporal_layers, config.temporal_ln_eps) if seq else None
 
     def temporal(self, frames: torch.Tensor, frame_mask: torch.Tensor) -> torch.Tensor:
         """F' = F + Enc(F + P) for seqTransf; the CLIP frames unchanged for meanP."""

@@ -148,6 +148,7 @@ class XClipConfig(ContrastiveConfig):
     """seqTransf depth, AOSM temperature τ, the L and T the mixing matrices are sized for, and word masking."""
 
     temporal_layers: int = 4
+    temporal_ln_eps: float = 1e-5  # seqTransf LayerNorm epsilon (official module_cross: 1e-12)
     temperature: float = 0.01
     max_words: int = 32
     max_frames: int = 12
@@ -164,7 +165,7 @@ class XClip(ContrastiveRetrieval):
 
     def __init__(self, config: XClipConfig) -> None:
         super().__init__(config)
-        self.seq_transf = SeqTransf(self.backbone, config.temporal_layers)
+        self.seq_transf = SeqTransf(self.backbone, config.temporal_layers, config.temporal_ln_eps)
         self.head = XClipHead(
             self.embed_dim, config.max_words, config.max_frames, config.temperature, config.mask_words
         )

@@ -2,8 +2,9 @@
 
 Merge order of a model's config: registry defaults <- the preset's backbone <- the preset's "models" entries whose
 fnmatch pattern matches the model name (in file order) <- the method's recipe file (`package_preset_path`)
-"model" section <- command-line ``--set key=value``. Training fields merge the same way: preset "training" <- the
-"train" dict inside matching "models" entries <- package file "train" <- ``--set``.
+"model" section <- the preset's "parity" block named by ``--set parity=NAME`` (its "models" entries by pattern) <-
+command-line ``--set key=value``. Training fields merge the same way: preset "training" <- the "train" dict inside
+matching "models" entries <- package file "train" <- the parity block's "training" <- ``--set``.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from benchmark.config_fields import FieldTypeError, coerce_field, coerce_fields
 from benchmark.registry import config_to_json, model_spec
 
 PRESET_DIR = Path(__file__).parent / "presets"
-SECTIONS = ("name", "benchmark", "data", "video", "text", "training", "eval", "backbone", "models", "study", "notes")
+SECTIONS = ("name", "benchmark", "data", "video", "text", "training", "eval", "backbone", "models", "study", "parity",
+            "notes")
+PARITY_SECTIONS = ("training", "models", "notes")
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,17 @@ class TrainConfig:
     chunk_texts: int = 256
     chunk_videos: int = 256
     seeds: tuple[int, ...] = (0, 1, 2)
+    # The official GLSCL recipe as switches (defaults: tvbench's choices; `--set parity=official` turns on all).
+    optimizer: str = "adamw"  # "bertadam": no bias correction, per-tensor grad clip, moments in the param dtype
+    decay_groups: str = "tvbench"  # "official": weight decay on everything whose name lacks "bias"
+    schedule: str = "tvbench"  # "official": warmup_cosine on step / total, not re-based, first step at lr 0
+    backbone_dtype: str = "fp32"  # "fp16": on CUDA, CLIP's matrices in fp16, updated in place (official)
+    freeze_patch_embedding: bool = False  # official: CLIP's visual.conv1 is never trained
+    rand_augment: str = ""  # e.g. "rand-m7-n4-mstd0.5-inc1": video-consistent RandAugment on training clips
+    select_on: str = "val"  # "test": select on the test split, trained on the full training split (parity only)
+    select_every_steps: int = 0  # > 0: also validate at step 1 and every N steps (official), not only per epoch
+    select_ties: str = "first"  # "last": an equal score replaces the selected checkpoint (official `<=`)
+    parity: str = "none"  # which preset parity block was applied (recorded; set through `--set parity=NAME`)
 
     def __post_init__(self) -> None:
         checks = {
@@ -60,6 +74,15 @@ class TrainConfig:
             "batch_size": self.batch_size >= 1,
             "warmup_proportion": 0.0 <= self.warmup_proportion < 1.0,
             "select_metric": self.select_metric.split("/")[0] in ("t2v", "v2t") and "/" in self.select_metric,
+            "optimizer": self.optimizer in ("adamw", "bertadam"),
+            "decay_groups": self.decay_groups in ("tvbench", "official"),
+            "schedule": self.schedule in ("tvbench", "official"),
+            "schedule_epochs": self.schedule_epochs is None or self.schedule_epochs >= 1,
+            "backbone_dtype": self.backbone_dtype in ("fp32", "fp16"),
+            "rand_augment": self.rand_augment == "" or self.rand_augment.startswith("rand-"),
+            "select_on": self.select_on in ("val", "test"),
+            "select_every_steps": self.select_every_steps >= 0,
+            "select_ties": self.select_ties in ("first", "last"),
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
@@ -83,6 +106,7 @@ class Preset:
     notes: dict[str, str] = field(default_factory=dict)
     path: Path | None = None
     study: dict[str, Any] = field(default_factory=dict)  # the study design and its overrides (benchmark.study.design)
+    parity: dict[str, dict[str, Any]] = field(default_factory=dict)  # named parity blocks (`--set parity=NAME`)
 
     @property
     def train_split(self) -> str:
@@ -143,7 +167,11 @@ def load_preset(name: str | Path) -> Preset:
         notes=raw.get("notes", {}),
         path=path,
         study=raw.get("study", {}),
+        parity=raw.get("parity", {}),
     )
+    for mode, block in preset.parity.items():
+        _check_keys(block, PARITY_SECTIONS, f"section of parity `{mode}` in {path}")
+        _check_keys(block.get("training", {}), TRAIN_FIELDS, f"training field of parity `{mode}` in {path}")
     preset.train_config()  # validate now, not at the end of a long run
     return preset
 
@@ -193,6 +221,21 @@ def _package_preset(model_name: str, preset_name: str) -> tuple[dict[str, Any], 
     return raw.get("model", {}), raw.get("train", {}), path
 
 
+def _parity_layer(preset: Preset, mode: str, model_name: str, model_fields: set[str]) -> tuple[dict, dict]:
+    """(model, training) overrides of the preset's parity block `mode` for `model_name` (its "models" entries match
+    by name pattern); the training side records the mode. Explicit `--set` values are applied after it."""
+    if mode not in preset.parity:
+        raise KeyError(f"Preset {preset.name} has no parity mode `{mode}`; it has {sorted(preset.parity) or 'none'} "
+                       "(or `none`).")
+    block = preset.parity[mode]
+    model_over: dict[str, Any] = {}
+    for pattern, values in block.get("models", {}).items():
+        if fnmatch.fnmatchcase(model_name, pattern):
+            _check_keys(values, model_fields, f"config field of `{model_name}` in parity `{mode}` models[{pattern!r}]")
+            model_over.update(values)
+    return model_over, {**block.get("training", {}), "parity": mode}
+
+
 def resolve(preset: Preset, model_name: str, sets: list[str] | tuple[str, ...] = ()) -> ResolvedConfig:
     """Merge every layer (see the module docstring) into a model config dict and a TrainConfig; reject unknown keys."""
     spec = model_spec(model_name)
@@ -219,6 +262,13 @@ def resolve(preset: Preset, model_name: str, sets: list[str] | tuple[str, ...] =
         model_over.update(pkg_model)
         train_over.update(pkg_train)
         sources.append(str(pkg_path))
+    values = parse_sets(sets)
+    mode = values.get("parity", values.get("train.parity", "none"))
+    if mode != "none":
+        parity_model, parity_train = _parity_layer(preset, mode, model_name, model_fields)
+        model_over.update(parity_model)
+        train_over.update(parity_train)
+        sources.append(f"preset:{preset.name}:parity[{mode}]")
     for item in sets:
         ((key, value),) = parse_sets([item]).items()
         scope, dot, bare = key.partition(".")

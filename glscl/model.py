@@ -45,6 +45,7 @@ class GLSCLConfig(RetrievalConfig):
     use_idl: bool = True  # IDL term; False = `glscl-no-idl`
     # Temporal module: seqTransf, always on in the official code (§3); `num_hidden_layers`.
     temporal_layers: int = 4
+    temporal_ln_eps: float = 1e-5  # its LayerNorm epsilon: CLIP's; the official TF-style LayerNorm has 1e-12 (parity)
     # GIM (§4).
     temp: float = 3.0  # softmax temperature; scripts 3, argparse default 5 (LSMDC, #8)
     # #7: padded frames sit in the softmax denominator; "before-softmax" excludes them. The weights differ by one factor
@@ -147,7 +148,7 @@ class GLSCL(ClipRetrievalModel):
     def __init__(self, config: GLSCLConfig) -> None:
         super().__init__(config)
         self.config: GLSCLConfig = config
-        self.temporal = SeqTransf(self.backbone, layers=config.temporal_layers)
+        self.temporal = SeqTransf(self.backbone, layers=config.temporal_layers, ln_eps=config.temporal_ln_eps)
         self.local = (
             LocalInteraction(
                 dim=self.embed_dim,

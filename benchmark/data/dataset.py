@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from benchmark.data.randaugment import VideoRandAugment
 from benchmark.data.split import Split, VideoRecord
 from benchmark.data.text import TextTokenizer
 from benchmark.data.video import ClipAugment, VideoConfig, VideoDecodeError, decode_frames, to_tensor
@@ -50,7 +51,7 @@ class PairDataset(Dataset):
         split: Split,
         video_cfg: VideoConfig,
         tokenizer: TextTokenizer,
-        augment: ClipAugment | None = None,
+        augment: ClipAugment | VideoRandAugment | None = None,
         on_bad_video: Literal["error", "skip"] = "error",
         cache_frames: bool = False,
         seed: int = 0,

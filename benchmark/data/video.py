@@ -17,6 +17,8 @@ import torch
 from torchvision.transforms.v2 import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 
+from benchmark.data.randaugment import VideoRandAugment
+
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
@@ -155,11 +157,16 @@ def _augment_frames(frames: torch.Tensor, size: int, augment: ClipAugment, rng: 
 def to_tensor(
     frames: torch.Tensor,
     cfg: VideoConfig,
-    augment: ClipAugment | None = None,
+    augment: ClipAugment | VideoRandAugment | None = None,
     rng: np.random.Generator | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """uint8 [T, H, W, 3] frames -> (float32 [max_frames, 3, size, size] normalised and zero-padded, int64 mask)."""
-    clip = frames[: cfg.max_frames].permute(0, 3, 1, 2)
+    """uint8 [T, H, W, 3] frames -> (float32 [max_frames, 3, size, size] normalised and zero-padded, int64 mask).
+    RandAugment runs first, at the video's own resolution, then the usual resize + centre crop (official order)."""
+    frames = frames[: cfg.max_frames]
+    if isinstance(augment, VideoRandAugment):
+        frames = augment(frames, rng if rng is not None else np.random.default_rng())
+        augment = None
+    clip = frames.permute(0, 3, 1, 2)
     if augment is not None:
         clip = _augment_frames(clip, cfg.size, augment, rng if rng is not None else np.random.default_rng())
     else:
@@ -179,7 +186,7 @@ def load_clip(
     start: float | None,
     end: float | None,
     cfg: VideoConfig,
-    augment: ClipAugment | None = None,
+    augment: ClipAugment | VideoRandAugment | None = None,
     rng: np.random.Generator | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Decode, sample, transform and pad one clip: (frames float32 [max_frames, 3, size, size], mask int64)."""

@@ -211,6 +211,21 @@ class Backbone(nn.Module):
         self.text_heads = int(self.clip.transformer.resblocks[0].attn.num_heads)
 
     @property
+    def dtype(self) -> torch.dtype:
+        """The dtype the towers compute in: float32, or float16 after `to_official_fp16`."""
+        return self.clip.visual.conv1.weight.dtype
+
+    def to_official_fp16(self) -> None:
+        """Store CLIP as the official code does on CUDA (`convert_weights`, §2): the Linear / Conv / attention
+        matrices and biases and both projections in fp16, updated in place by the optimiser with no master copy;
+        LayerNorms compute in fp32 and cast back (OpenAI's LayerNorm); embeddings and the logit scale stay fp32.
+        Parameters keep their identity, so call it before or after building the optimiser."""
+        open_clip.model.convert_weights_to_lp(self.clip, torch.float16)
+        for module in self.clip.modules():
+            if type(module) is open_clip.transformer.LayerNorm:
+                module.__class__ = open_clip.transformer.LayerNormFp32
+
+    @property
     def logit_scale(self) -> nn.Parameter:
         """CLIP's learnable log temperature."""
         return self.clip.logit_scale
@@ -225,16 +240,17 @@ class Backbone(nn.Module):
         return self.clip.positional_embedding
 
     def encode_frames(self, images: torch.Tensor) -> torch.Tensor:
-        """[N,3,H,W] normalised images -> [N,D] [CLS] features after ln_post and the projection (not normalised)."""
-        return self.clip.visual(images)
+        """[N,3,H,W] normalised images -> [N,D] [CLS] features after ln_post and the projection (not normalised),
+        float32 whatever the towers' dtype."""
+        return self.clip.visual(images.to(self.dtype)).float()
 
     def encode_text(self, tokens: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """[B,L] token ids + mask -> ([B,D] [EOS] features, [B,L,D] all token states), after ln_final and projection."""
         batch, length = tokens.shape
         if length > self.context_length:
             raise ValueError(f"Texts of {length} tokens exceed the backbone's context length {self.context_length}.")
-        clip = self.clip
-        x = clip.token_embedding(tokens) + clip.positional_embedding[:length]
+        clip, dtype = self.clip, self.dtype
+        x = clip.token_embedding(tokens).to(dtype) + clip.positional_embedding[:length].to(dtype)
         causal = torch.full((length, length), float("-inf"), device=tokens.device).triu_(1)
         attn_mask = causal
         if self.spec.text_padding_mask:
@@ -244,6 +260,6 @@ class Backbone(nn.Module):
             attn_mask = (causal[None] + padding).repeat_interleave(self.text_heads, dim=0)
         x = clip.transformer(x, attn_mask=attn_mask.to(x.dtype))
         x = clip.ln_final(x)
-        states = x @ clip.text_projection
+        states = (x @ clip.text_projection).float()
         eos = states[torch.arange(batch, device=tokens.device), tokens.argmax(dim=-1)]
         return eos, states

@@ -82,17 +82,19 @@ class RunPlan:
         return self._splits[name]
 
     def train_val(self) -> tuple[Split, Split]:
-        """The training split and the validation split (the preset's val, a hold-out carved from train, or the test
-        split in --select-on-test parity mode)."""
+        """The training split and the validation split: the preset's val or a hold-out carved from train; in the
+        --select-on-test parity mode the whole training split and the test split, as the official code."""
         data = self.preset.data
         train = self._load(data["train"])
         holdout = data.get("holdout")
+        if self.select_on_test:  # parity: train on the whole training split, select on test (no hold-out)
+            return train, self.split("test")
         if holdout:
             train, val = carve_holdout(train, holdout["videos"], holdout.get("captions_per_video", 1),
                                        holdout.get("seed", 0))
         else:
             val = self._load(data["val"])
-        return train, self.split("test") if self.select_on_test else val
+        return train, val
 
     def split(self, name: str) -> Split:
         """`test`, `val`, `train` (the preset's splits, hold-out applied) or any split name of the benchmark."""
@@ -179,6 +181,7 @@ def prepare_model_run(
         model_file(checkpoint)
     elif model_config.get("clip_weights") not in (None, "random"):
         check_weights_file(model_config["clip_weights"])
+    select_on_test = select_on_test or train_cfg.select_on == "test"
     plan = RunPlan(preset, model_name, model_config, train_cfg, sources, root, env, seed, select_on_test)
     if check is not None:
         check(plan)
@@ -194,6 +197,8 @@ def prepare_model_run(
         if "quick_gelu" in model_config:  # record the activation the backbone was built with (reloads rebuild it)
             model_config["quick_gelu"] = model.backbone.quick_gelu
     model.to(env.device)
+    if train_cfg.backbone_dtype == "fp16" and env.device.type == "cuda":  # as officially: fp16 CLIP on CUDA only
+        model.backbone.to_official_fp16()
     video_cfg = VideoConfig.from_preprocess(
         model.backbone.clip.visual.preprocess_cfg,
         max_frames=train_cfg.max_frames, framerate=train_cfg.framerate, sampling=train_cfg.sampling,

@@ -1,7 +1,8 @@
 """CLIP4Clip's seqTransf temporal module: F' = F + Enc(F + P[0:T]), initialised from the CLIP text tower.
 
-Shared by `clip4clip-seqtransf` and GLSCL (where it is always on). Padded frames are masked only as keys; their outputs
-stay in F', as in the official code.
+Shared by `clip4clip-seqtransf`, X-CLIP and GLSCL (where it is always on). Padded frames are masked only as keys;
+their outputs stay in F', as in the official code. The official module (`module_cross.Transformer`) uses TF-style
+LayerNorms with epsilon 1e-12; the copied CLIP blocks have 1e-5 (`ln_eps` switches).
 """
 
 from __future__ import annotations
@@ -17,12 +18,16 @@ from benchmark.engine.backbone import Backbone
 class SeqTransf(nn.Module):
     """Residual temporal transformer over per-frame features; blocks and positions copied from CLIP's text tower."""
 
-    def __init__(self, backbone: Backbone, layers: int = 4) -> None:
+    def __init__(self, backbone: Backbone, layers: int = 4, ln_eps: float = 1e-5) -> None:
         super().__init__()
         available = len(backbone.text_blocks)
         if not 1 <= layers <= available:
             raise ValueError(f"seqTransf needs 1..{available} layers (the text tower's depth), got {layers}.")
+        if ln_eps <= 0:
+            raise ValueError(f"seqTransf LayerNorm epsilon must be positive, got {ln_eps}.")
         self.blocks = nn.ModuleList(copy.deepcopy(backbone.text_blocks[i]) for i in range(layers))
+        for norm in (m for m in self.blocks.modules() if isinstance(m, nn.LayerNorm)):
+            norm.eps = ln_eps  # CLIP's 1e-5, or the official TF-style 1e-12 of module_cross
         self.position = nn.Parameter(backbone.text_positional_embedding.detach().clone())
         self.heads = backbone.text_heads
 

@@ -33,6 +33,7 @@ from tqdm import tqdm
 
 from benchmark.argtypes import positive_int
 from benchmark.data.dataset import PairDataset
+from benchmark.data.randaugment import VideoRandAugment
 from benchmark.data.split import Split
 from benchmark.data.video import ClipAugment
 from benchmark.engine.checkpoint import load_training_state, load_weights, read_state, save_checkpoint
@@ -144,10 +145,21 @@ class JsonlLog:
                 f.write(json.dumps(entry) + "\n")
 
 
-def _better(value: float, best: float | None, metric: str) -> bool:
-    if best is None:
+def _better(value: float, best: float | None, metric: str, ties: str = "first") -> bool:
+    """Whether `value` replaces the selected `best`; with ties="last" an equal value does (official `<=`)."""
+    if best is None or (ties == "last" and value == best):
         return True
     return value > best if METRICS[metric].higher_is_better else value < best
+
+
+def train_augmentation(cfg: TrainConfig) -> ClipAugment | VideoRandAugment | None:
+    """The augmentation of training clips: tvbench's crop + flip (`augment`) or the official video-consistent
+    RandAugment (`rand_augment`), one draw per clip for all its frames; never both."""
+    if cfg.augment and cfg.rand_augment:
+        raise TrainError("Choose one augmentation: augment=true (crop + flip) or rand_augment=SPEC, not both.")
+    if cfg.rand_augment:
+        return VideoRandAugment.from_spec(cfg.rand_augment)
+    return ClipAugment() if cfg.augment else None
 
 
 def _checkpoint_state(setup: RunSetup, **values: Any) -> dict[str, Any]:
@@ -235,9 +247,12 @@ def _train(setup: RunSetup, out_dir: Path, resume: bool, max_steps: int | None, 
     total = (cfg.schedule_epochs or cfg.epochs) * per_epoch
     stop_at = min(cfg.epochs * per_epoch, max_steps) if max_steps else cfg.epochs * per_epoch
     total = min(total, stop_at) if max_steps else total
-    optimizer = make_optimizer(parameter_groups(model, cfg.lr, cfg.coef_lr, cfg.weight_decay), cfg.betas, cfg.eps)
+    if cfg.freeze_patch_embedding:  # official: CLIP's patch embedding (visual.conv1) is never trained
+        model.backbone.clip.visual.conv1.requires_grad_(False)
+    groups = parameter_groups(model, cfg.lr, cfg.coef_lr, cfg.weight_decay, cfg.decay_groups)
+    optimizer = make_optimizer(groups, cfg.betas, cfg.eps, cfg.optimizer, cfg.grad_clip)
     autocast, scaler = _autocast(env, cfg)
-    augment = ClipAugment() if cfg.augment else None
+    augment = train_augmentation(cfg)
     dataset = PairDataset(train_split, setup.video_cfg, setup.tokenizer, augment=augment,
                           on_bad_video=setup.preset.data.get("on_bad_video", "error"),
                           cache_frames=setup.cache_frames, seed=setup.seed or 0)
@@ -263,6 +278,30 @@ def _train(setup: RunSetup, out_dir: Path, resume: bool, max_steps: int | None, 
     show = progress and env.is_main
     epochs = tqdm(range(start_epoch, cfg.epochs), desc=f"train {setup.model_name}", disable=not show,
                   initial=start_epoch, total=cfg.epochs)
+
+    def validate(epoch: int, epoch_end: bool) -> None:
+        """Evaluate on the selection split; keep the best checkpoint; at an epoch's end also write `last`."""
+        nonlocal best, best_epoch
+        result, _ = evaluate_split(
+            model, val_split, setup.video_cfg, setup.tokenizer, batch_size=cfg.eval_batch_size,
+            chunk_texts=cfg.chunk_texts, chunk_videos=cfg.chunk_videos, env=env, cache_frames=setup.cache_frames,
+            num_workers=cfg.num_workers,
+        )
+        if env.is_main:
+            value = float(result[metric_dir][metric])
+            log.write(event="validation", step=step, epoch=epoch + 1, split=val_split.split,
+                      t2v=result["t2v"], v2t=result["v2t"])
+            if _better(value, best, metric, cfg.select_ties):
+                best, best_epoch = value, epoch + 1
+                save_checkpoint(out_dir / BEST, model, _checkpoint_state(setup, epoch=epoch, step=step,
+                                                                         selected_on=val_split.split, value=value))
+            if epoch_end:
+                save_checkpoint(last_dir, model, _checkpoint_state(
+                    setup, epoch=epoch, step=step, best={"value": best, "epoch": best_epoch},
+                    scaler=scaler.state_dict() if scaler else None), optimizer)
+            epochs.set_postfix({cfg.select_metric: f"{value:.1f}"})
+        barrier(env)
+
     for epoch in epochs:
         if step >= stop_at:
             break
@@ -273,32 +312,16 @@ def _train(setup: RunSetup, out_dir: Path, resume: bool, max_steps: int | None, 
         for batch in tqdm(loader, desc=f"epoch {epoch + 1}", leave=False, disable=not show):
             if step >= stop_at:
                 break
-            apply_schedule(optimizer, step, total, cfg.warmup_proportion)
+            apply_schedule(optimizer, step, total, cfg.warmup_proportion, cfg.schedule)
             began = time.perf_counter()
             loss, terms, grad_norm = train_step(model, optimizer, batch, env, params, cfg, autocast, scaler)
             step += 1
             log.write(event="step", step=step, epoch=epoch + 1, loss=loss, **{f"loss/{k}": v for k, v in terms.items()},
                       **{f"lr/{g['name']}": g["lr"] for g in optimizer.param_groups}, grad_norm=grad_norm,
                       seconds=time.perf_counter() - began)
-        result, _ = evaluate_split(
-            model, val_split, setup.video_cfg, setup.tokenizer, batch_size=cfg.eval_batch_size,
-            chunk_texts=cfg.chunk_texts, chunk_videos=cfg.chunk_videos, env=env, cache_frames=setup.cache_frames,
-            num_workers=cfg.num_workers,
-        )
-        value = None
-        if env.is_main:
-            value = float(result[metric_dir][metric])
-            log.write(event="validation", step=step, epoch=epoch + 1, split=val_split.split,
-                      t2v=result["t2v"], v2t=result["v2t"])
-            if _better(value, best, metric):
-                best, best_epoch = value, epoch + 1
-                save_checkpoint(out_dir / BEST, model, _checkpoint_state(setup, epoch=epoch, step=step,
-                                                                         selected_on=val_split.split, value=value))
-            save_checkpoint(last_dir, model, _checkpoint_state(
-                setup, epoch=epoch, step=step, best={"value": best, "epoch": best_epoch},
-                scaler=scaler.state_dict() if scaler else None), optimizer)
-            epochs.set_postfix({cfg.select_metric: f"{value:.1f}"})
-        barrier(env)
+            if cfg.select_every_steps and (step == 1 or step % cfg.select_every_steps == 0):
+                validate(epoch, epoch_end=False)  # official: at step 1 and every 3 x n_display steps
+        validate(epoch, epoch_end=True)
     if env.is_main and not (out_dir / BEST).is_dir():
         raise TrainError(f"No epoch finished in {out_dir}; nothing to select (was max_steps 0?).")
     return {"split": val_split.split, "metric": cfg.select_metric, "best_epoch": best_epoch, "best_value": best,
