@@ -78,6 +78,14 @@ def reproduce(session: nox.Session) -> None:
 
 
 @nox.session
+def parity(session: nox.Session) -> None:
+    """tvbench's GLSCL against the official code on identical random weights: nox -s parity -- --official PATH
+    (PATH = a checkout of zchoi/GLSCL; add --write-fixture tests/fixtures/parity_glscl.json to refresh CI's copy)."""
+    session.run(_env_python(session), "-m", "benchmark.study.parity_glscl", *session.posargs, external=True,
+                env=OFFLINE)
+
+
+@nox.session
 def submit(session: nox.Session) -> None:
     """Submit a run or score matrix to the leaderboard: nox -s submit -- PATH --benchmark B --name N."""
     _tvbench(session, "leaderboard", "submit", *session.posargs)
