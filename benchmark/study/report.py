@@ -214,6 +214,9 @@ def write_study_report(
     report.add(*[Paragraph(v) for v in verdicts], *[Paragraph(p) for p in placements])
     if quick:
         report.add(Paragraph("QUICK MODE: tiny data and one short epoch; the numbers only show the pipeline works."))
+    if preset.notes.get("rehearsal"):
+        report.add(Paragraph(f"REHEARSAL: {preset.notes['rehearsal']} Random CLIP weights and fabricated videos; "
+                             "the numbers only show that the real pipeline works."))
     report.add(Heading("Question"), Paragraph(design.question))
     report.add(Heading("Answer"), Bullets(answer))
     report.add(

@@ -29,7 +29,7 @@ from benchmark.data import load_split, loader_spec
 from benchmark.data.video import VideoDecodeError, probe_video
 from benchmark.io import write_json, write_text
 from benchmark.paths import cache_dir
-from benchmark.presets import Preset, list_presets, load_preset, resolve
+from benchmark.presets import PRESET_DIR, Preset, list_presets, load_preset, resolve
 from benchmark.registry import model_spec
 from benchmark.runs import RunRecord, load_run, write_run
 
@@ -176,21 +176,27 @@ def check_real_inputs(preset: Preset, data_root: Path | None, clip_weights: Path
     return splits
 
 
-def print_plan(preset: Preset, specs: list[RunSpec], train_split: Any, nproc: int) -> None:
-    """Runs, seeds and steps, and an estimate of GPU hours from the backbone's counted FLOPs."""
+def print_plan(preset: Preset, specs: list[RunSpec], train_split: Any, nproc: int,
+               sets: tuple[str, ...] = ()) -> None:
+    """Runs, seeds and steps of every run (its merged recipe: per-model batch sizes and `--set` values included), and
+    an estimate of GPU hours from the backbone's counted FLOPs."""
     from benchmark.engine.train import steps_per_epoch
 
-    cfg = preset.train_config()
-    steps = steps_per_epoch(train_split, cfg) * cfg.epochs
-    trained = [s for s in specs if model_spec(s.model).cls.trainable]
     frame_gflops = FRAME_FWD_GFLOPS.get(preset.backbone["name"], 8.72)
-    seconds_per_step = 3 * frame_gflops * 1e9 * cfg.batch_size * cfg.max_frames / (SUSTAINED_TFLOPS * 1e12 * nproc)
-    gpu_hours = len(trained) * steps * seconds_per_step * nproc / 3600
+    trained = [s for s in specs if model_spec(s.model).cls.trainable]
     print(f"Plan for preset {preset.name}: {len(specs)} runs ({len(trained)} trained), seeds "
-          f"{sorted({s.seed for s in specs})}, {cfg.epochs} epochs x {steps // cfg.epochs} steps of batch "
-          f"{cfg.batch_size} on {nproc} GPU(s).")  # fmt: skip
-    print(f"Estimate: ~{gpu_hours:.1f} GPU hours of backbone compute ({3 * frame_gflops:.1f} GFLOPs per frame fwd+bwd "
-          f"at {SUSTAINED_TFLOPS:.0f} TFLOP/s sustained; data loading and evaluation not included).")  # fmt: skip
+          f"{sorted({s.seed for s in specs})}, on {nproc} GPU(s):")  # fmt: skip
+    gpu_seconds = 0.0
+    for model in dict.fromkeys(s.model for s in trained):
+        cfg = resolve(preset, model, list(sets)).train
+        per_epoch = steps_per_epoch(train_split, cfg)
+        runs = sum(s.model == model for s in trained)
+        frames = runs * per_epoch * cfg.epochs * cfg.batch_size * cfg.max_frames
+        gpu_seconds += frames * 3 * frame_gflops * 1e9 / (SUSTAINED_TFLOPS * 1e12)
+        print(f"  {model}: {runs} run(s) x {cfg.epochs} epoch(s) x {per_epoch} steps of batch {cfg.batch_size}, "
+              f"{cfg.max_frames} frames, {cfg.max_words} words")
+    print(f"Estimate: ~{gpu_seconds / 3600:.1f} GPU hours of backbone compute ({3 * frame_gflops:.1f} GFLOPs per "
+          f"frame fwd+bwd at {SUSTAINED_TFLOPS:.0f} TFLOP/s sustained; data loading and evaluation not included).")
 
 
 @dataclass(frozen=True)
@@ -212,10 +218,11 @@ def execute(spec: RunSpec, preset: Preset, data_root: Path, weights: str | None,
         train_run(preset, spec.model, spec.seed, spec.directory, sets, data_root=data_root, clip_weights=weights,
                   resume=resume, progress=True, keep_checkpoints=launch.keep_checkpoints)  # fmt: skip
         return
+    shipped = preset.path is None or preset.path.parent.resolve() == PRESET_DIR.resolve()
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={launch.nproc}",
-               "-m", "benchmark", "train", "--preset", preset.name, "--model", spec.model, "--seed", str(spec.seed),
-               "--out", str(spec.directory), "--data-root", str(data_root), "--quiet",
-               "--keep-checkpoints", launch.keep_checkpoints]  # fmt: skip
+               "-m", "benchmark", "train", "--preset", preset.name if shipped else str(preset.path),
+               "--model", spec.model, "--seed", str(spec.seed), "--out", str(spec.directory),
+               "--data-root", str(data_root), "--quiet", "--keep-checkpoints", launch.keep_checkpoints]  # fmt: skip
     command += ["--clip-weights", weights] if weights else []
     command += [arg for path in launch.includes for arg in ("--include", path)]
     command += [arg for s in sets for arg in ("--set", s)]
@@ -289,11 +296,12 @@ def reproduce(
     includes: tuple[str, ...] = (),
     keep_checkpoints: str = "best",
     cache: Path | None = None,
+    sets: tuple[str, ...] = (),
 ) -> Path:
-    """Run the study for `preset_name` over the grid of `models` (default GRID; any registered models, plugins
-    included: `includes` are the files they came from, which torchrun launches also receive); returns the report's
-    path. With `readme`, its "What it found" block (between the findings markers) is replaced by the one generated
-    from this report."""
+    """Run the study for `preset_name` (a shipped name or a preset file) over the grid of `models` (default GRID; any
+    registered models, plugins included: `includes` are the files they came from, which torchrun launches also
+    receive); `sets` are `--set` values of every run. Returns the report's path. With `readme`, its "What it found"
+    block (between the findings markers) is replaced by the one generated from this report."""
     from benchmark.engine.train import LOG_FILE
     from benchmark.study.answer import splice_readme
     from benchmark.study.design import load_design
@@ -313,7 +321,7 @@ def reproduce(
     seed_list = list(range(seeds)) if seeds else preset_seeds[:1] if quick else preset_seeds
     study_dir = out / (f"{preset.name}-quick" if quick else preset.name)
     specs = plan_runs(models, seed_list, study_dir / "runs")
-    sets = QUICK_SETS if quick else ()
+    sets = QUICK_SETS if quick else tuple(sets)
     cache_root = cache_dir(cache)
     if synthetic:
         data_root, weights = prepare_synthvtt(out, quick, preset, cache_root)
@@ -322,7 +330,7 @@ def reproduce(
     else:
         splits = check_real_inputs(preset, data_root, clip_weights)
         weights, test_split = str(clip_weights), splits[preset.test_split]
-        print_plan(preset, specs, splits[preset.data["train"]], nproc or 1)
+        print_plan(preset, specs, splits[preset.data["train"]], nproc or 1, sets)
         launch = Launch(nproc or 1, tuple(includes), keep_checkpoints)
     costs_cache = cache_root / "efficiency"
     records: dict[str, list[tuple[RunSpec, RunRecord]]] = {}
@@ -376,11 +384,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="checkpoints each finished run keeps (default best)")
     parser.add_argument("--cache-dir", type=Path,
                         help="cache of pretrained backbones and efficiency counts (default $XDG_CACHE_HOME/tvbench)")
+    parser.add_argument("--rehearse", action="store_true",
+                        help="real presets: fabricate a miniature benchmark and random CLIP weights and run the real "
+                             "pipeline on them (torchrun with --nproc gloo processes on CPU, default 2)")
 
 
 def run(args: argparse.Namespace) -> int:
     loader_spec(load_preset(args.preset).benchmark)
     models = [m for group in args.models for m in group] if args.models else None
+    if args.rehearse:
+        from benchmark.study.rehearsal import rehearse
+
+        rehearse(args.preset, out=args.out, models=models, nproc=args.nproc or 2)
+        return 0
     reproduce(args.preset, out=args.out, seeds=args.seeds, quick=args.quick, models=models,
               data_root=args.data_root, clip_weights=args.clip_weights, nproc=args.nproc, readme=args.readme,
               includes=tuple(str(Path(p).resolve()) for p in args.include), keep_checkpoints=args.keep_checkpoints,

@@ -1,0 +1,150 @@
+"""`tvbench reproduce --preset P --rehearse`: the real path of a real preset, rehearsed at real scale on a machine
+without the data, the weights or a GPU.
+
+It fabricates a miniature copy of the benchmark in its real file layout (`benchmark.data.miniature`: official
+annotation formats, videos of varied codecs, rates, sizes and lengths, one unreadable) and random-weight CLIP files
+in both supported formats, shows that the input check catches the unreadable video, repairs it, and then runs the
+real pipeline unchanged: input checks, plan and GPU-hour estimate, training under torchrun (2 gloo processes on
+CPU) of every chosen variant at the preset's real architecture, frames and words (one short epoch: a few steps),
+evaluation, efficiency, leaderboard and report. Finally `tvbench evaluate --checkpoint` reloads one trained run in a
+fresh process and must reproduce its test metrics exactly.
+
+Only the data are scaled down: the derived preset (`OUT/rehearsal-preset.json`) differs from the shipped one in
+its data root and hold-out size, and the run settings add epochs=1, a batch of 2 per process and no loader workers.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from benchmark.data.miniature import fabricate, repair
+from benchmark.engine.backbone import read_state_dict
+from benchmark.engine.random_weights import FORMATS, write_random_clip
+from benchmark.io import write_json
+from benchmark.presets import Preset, load_preset
+from benchmark.registry import model_spec
+from benchmark.runs import load_run
+from benchmark.study.reproduce import GRID, InputError, check_real_inputs, plan_runs, reproduce
+
+HOLDOUT_VIDEOS = 2
+PER_PROCESS_BATCH = 2
+
+
+class RehearsalError(RuntimeError):
+    """A rehearsal check failed: the input check missed the unreadable video, or a reload changed the metrics."""
+
+
+@dataclass
+class Stopwatch:
+    """Seconds per named stage, in order."""
+
+    stages: dict[str, float] = field(default_factory=dict)
+    _start: float = field(default_factory=time.perf_counter)
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.stages[name] = round(now - self._start, 1)
+        self._start = now
+
+
+def rehearsal_sets(nproc: int) -> tuple[str, ...]:
+    """The run settings of a rehearsal: one short epoch at 2 items per process, evaluation in small batches."""
+    return ("epochs=1", f"batch_size={PER_PROCESS_BATCH * nproc}", "eval_batch_size=4", "num_workers=0")
+
+
+def write_rehearsal_preset(preset: Preset, data_root: Path, path: Path) -> Path:
+    """The shipped preset with only its data scaled down: the fabricated data root and a 2-video hold-out. It keeps
+    the shipped name, so method recipes (`glscl/presets/<name>.json`) apply as in a real run."""
+    raw = json.loads(Path(preset.path).read_text(encoding="utf-8"))
+    raw["data"] = {**raw["data"], "root": str(data_root)}
+    if raw["data"].get("holdout"):
+        raw["data"]["holdout"] = {**raw["data"]["holdout"], "videos": HOLDOUT_VIDEOS}
+    raw["notes"] = {**raw.get("notes", {}), "rehearsal": (
+        f"Rehearsal copy of {preset.path.name}: fabricated miniature data at {data_root}, hold-out of "
+        f"{HOLDOUT_VIDEOS} videos; everything else as shipped.")}
+    return write_json(path, raw)
+
+
+def _weights(out: Path, backbone: str) -> dict[str, Path]:
+    """Random-weight CLIP files in every supported format (reused when present), checked to hold equal tensors."""
+    paths = {suffix: out / "weights" / f"{backbone}{suffix}" for suffix in FORMATS}
+    for path in paths.values():
+        if not path.is_file():
+            write_random_clip(path, backbone, seed=0)
+    states = [read_state_dict(path)[0] for path in paths.values()]
+    if any(states[0].keys() != s.keys() or any(not states[0][k].equal(s[k]) for k in s) for s in states[1:]):
+        raise RehearsalError(f"The random CLIP files {sorted(map(str, paths.values()))} hold different tensors.")
+    return paths
+
+
+def _catch_unreadable(preset: Preset, data_root: Path, weights: Path, broken: Path) -> str:
+    """Run the input check on the data with the unreadable video; it must refuse and name that file."""
+    try:
+        check_real_inputs(preset, data_root, weights)
+    except InputError as err:
+        if str(broken) not in str(err):
+            raise RehearsalError(f"The input check failed without naming the unreadable video {broken}: {err}") from err
+        return str(err)
+    raise RehearsalError(f"The input check passed although {broken} is unreadable.")
+
+
+def check_reload(run_dir: Path, out_dir: Path) -> dict[str, Any]:
+    """`tvbench evaluate --checkpoint RUN/checkpoints/best --split test` in a fresh process; its metrics must equal
+    the run record's exactly."""
+    command = [sys.executable, "-m", "benchmark", "evaluate", "--checkpoint", str(run_dir / "checkpoints" / "best"),
+               "--split", "test", "--out", str(out_dir)]
+    print("$", shlex.join(command))
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    trained, reloaded = load_run(run_dir / "record").metrics, load_run(out_dir).metrics
+    if trained != reloaded:
+        raise RehearsalError(f"Reloading {run_dir / 'checkpoints' / 'best'} changed the test metrics: {trained} "
+                             f"during the run, {reloaded} after the reload.")
+    return {"checkpoint": str(run_dir / "checkpoints" / "best"), "command": shlex.join(command), "metrics": reloaded,
+            "identical": True}
+
+
+def rehearse(preset_name: str, *, out: Path, models: list[str] | None = None, nproc: int = 2,
+             seed: int = 0) -> Path:
+    """Rehearse `preset_name` end to end under `out`; returns the study report's path (see the module docstring)."""
+    clock = Stopwatch()
+    models = list(models or GRID)
+    preset = load_preset(preset_name)
+    if preset.benchmark == "synthvtt":
+        raise ValueError("--rehearse is for the real presets (msrvtt-vitb32, ...); synthvtt is synthetic already.")
+    out.mkdir(parents=True, exist_ok=True)
+    data_root = (out / "data" / preset.benchmark).resolve()
+    print(f"Rehearsal of {preset.name}: fabricating a miniature {preset.benchmark} under {data_root}")
+    miniature = fabricate(preset.benchmark, data_root, seed=seed)
+    clock.lap("fabricate data")
+    weights = _weights(out.resolve(), preset.backbone["name"])
+    clock.lap("random CLIP weights")
+    broken = miniature.broken.path
+    caught = _catch_unreadable(preset, data_root, weights[".safetensors"], broken)
+    print(f"Input check caught the unreadable video as it must:\n{caught}\nRepairing {broken.name} and continuing.")
+    repair(miniature, seed)
+    clock.lap("input check of the unreadable file")
+    derived = write_rehearsal_preset(preset, data_root, out / "rehearsal-preset.json")
+    report = reproduce(str(derived), out=out, seeds=1, models=models, data_root=data_root,
+                       clip_weights=weights[".safetensors"], nproc=nproc, sets=rehearsal_sets(nproc))
+    clock.lap("reproduce (checks, plan, torchrun training, evaluation, efficiency, leaderboard, report)")
+    trained = [s for s in plan_runs(models, [0], out / preset.name / "runs") if model_spec(s.model).cls.trainable]
+    reload = check_reload(trained[0].directory, out / "reload" / trained[0].model) if trained else None
+    clock.lap("checkpoint reload in a fresh process")
+    summary = {"preset": preset.name, "models": models, "nproc": nproc, "seconds": clock.stages,
+               "total_seconds": round(sum(clock.stages.values()), 1), "miniature": miniature.summary(),
+               "unreadable_caught": caught, "weights": {k: str(v) for k, v in weights.items()}, "reload": reload,
+               "report": str(report)}
+    write_json(out / "rehearsal.json", summary)
+    print(f"\nRehearsal of {preset.name} passed in {summary['total_seconds']:.0f} s:")
+    for stage, seconds in clock.stages.items():
+        print(f"  {seconds:7.1f} s  {stage}")
+    if reload:
+        print(f"  reload: `tvbench evaluate --checkpoint` reproduced the test metrics of {trained[0].model} exactly")
+    return report
