@@ -28,7 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "weights": ("benchmark.engine.weights_cli", "convert OpenAI's TorchScript CLIP archive to .safetensors (runs it)"),
     "leaderboard": ("leaderboard.cli", "submit, show, compare, render and remove entries; register splits"),
     "cite": ("leaderboard.cite", "result tables with citation keys, BibTeX and CITATION.cff"),
-    "reproduce": ("benchmark.study.reproduce", "run the whole study for a preset and write its report"),
+    "reproduce": ("benchmark.study.reproduce_cli", "run the whole study for a preset and write its report"),
 }
 # Commands that take a model name: they accept --include PATH (a model file or a folder of them) to register plugins.
 MODEL_COMMANDS = ("models", "train", "evaluate", "efficiency", "reproduce")

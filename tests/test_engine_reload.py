@@ -80,14 +80,12 @@ def test_preset_builds_quick_gelu_from_safetensors_without_markers(scratch: Path
 
 
 def test_quick_gelu_resolution() -> None:
-    """Explicit value wins; OpenAI marker buffers or format mean QuickGELU; otherwise the open_clip config's own."""
-    state = random_clip_state("tvbench-tiny")
-    assert resolve_quick_gelu(BackboneSpec("ViT-B-32"), state)
-    assert not resolve_quick_gelu(BackboneSpec("ViT-B-32", quick_gelu=False), state)
-    plain = {k: v for k, v in state.items() if k not in OPENAI_MARKERS}
-    assert not resolve_quick_gelu(BackboneSpec("ViT-B-32"), plain)
-    assert resolve_quick_gelu(BackboneSpec("ViT-B-32"), plain, openai_format=True)
-    assert resolve_quick_gelu(BackboneSpec("tvbench-tiny"), plain)  # its config says QuickGELU
+    """Explicit value wins; then what the weights file implies; then the pretrained tag's or open_clip config's."""
+    assert not resolve_quick_gelu(BackboneSpec("ViT-B-32", quick_gelu=False), file_quick_gelu=True)
+    assert resolve_quick_gelu(BackboneSpec("ViT-B-32", quick_gelu=True), file_quick_gelu=False)
+    assert resolve_quick_gelu(BackboneSpec("ViT-B-32"), file_quick_gelu=True)
+    assert not resolve_quick_gelu(BackboneSpec("ViT-B-32"))  # open_clip's ViT-B-32 config: GELU
+    assert resolve_quick_gelu(BackboneSpec("tvbench-tiny"))  # its config says QuickGELU
     assert resolve_quick_gelu(BackboneSpec("ViT-B-32", pretrained_tag="openai"))
 
 

@@ -15,6 +15,7 @@ from benchmark.cli import main
 from benchmark.data import load_split
 from benchmark.data.miniature import fabricate, read_manifest, repair
 from benchmark.data.video import VideoDecodeError, probe_video
+from benchmark.engine.random_weights import write_random_clip
 from benchmark.presets import load_preset
 from benchmark.study.rehearsal import _catch_unreadable, write_rehearsal_preset
 from benchmark.study.reproduce import InputError, check_real_inputs
@@ -36,8 +37,9 @@ def test_miniature_lsmdc_has_the_real_layout_and_one_unreadable_video(tmp_path: 
     manifest = read_manifest(mini.root)
     assert {v["codec"] for v in manifest["videos"]} <= {"mpeg4", "mjpeg"} and len(manifest["videos"]) == 16
     assert any(v["width"] == 1280 and v["height"] == 720 for v in manifest["videos"])
+    weights = write_random_clip(tmp_path / "w.safetensors", "tvbench-tiny")
     with pytest.raises(InputError, match="1 of 16 videos are missing or unreadable"):
-        check_real_inputs(load_preset("lsmdc-vitb32"), mini.root, Path(__file__))  # any existing file as weights
+        check_real_inputs(load_preset("lsmdc-vitb32"), mini.root, weights)
     repair(mini)
     probe_video(mini.root / manifest["unreadable"])
 
@@ -45,7 +47,8 @@ def test_miniature_lsmdc_has_the_real_layout_and_one_unreadable_video(tmp_path: 
 def test_input_check_must_name_the_unreadable_video(tmp_path: Path) -> None:
     mini = fabricate("msrvtt", tmp_path / "msrvtt", seed=2)
     preset = load_preset("msrvtt-vitb32")
-    message = _catch_unreadable(preset, mini.root, Path(__file__), mini.broken.path)
+    weights = write_random_clip(tmp_path / "w.pt", "tvbench-tiny")
+    message = _catch_unreadable(preset, mini.root, weights, mini.broken.path)
     assert str(mini.broken.path) in message
     derived = load_preset(write_rehearsal_preset(preset, mini.root, tmp_path / "p.json"))
     assert derived.name == preset.name and derived.data["holdout"]["videos"] == 2

@@ -9,7 +9,6 @@ check every input first, print the plan and a GPU-hour estimate, then run each t
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import shlex
@@ -24,12 +23,11 @@ from typing import Any
 
 from tqdm import tqdm
 
-from benchmark.argtypes import name_list, positive_int
-from benchmark.data import load_split, loader_spec
+from benchmark.data import load_split
 from benchmark.data.video import VideoDecodeError, probe_video
 from benchmark.io import write_json, write_text
 from benchmark.paths import cache_dir
-from benchmark.presets import PRESET_DIR, Preset, list_presets, load_preset, resolve
+from benchmark.presets import PRESET_DIR, Preset, load_preset, resolve
 from benchmark.registry import model_spec
 from benchmark.runs import RunRecord, load_run, write_run
 
@@ -363,42 +361,3 @@ def reproduce(
     if readme is not None:
         print(f"  README:      {readme} ('What it found' regenerated from the report)")
     return report
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from benchmark.engine.train import KEEP_CHECKPOINTS
-
-    parser.add_argument("--preset", default=SYNTH_PRESET, choices=list_presets(), help="study preset")
-    parser.add_argument("--seeds", type=positive_int, help="number of seeds (default: the preset's; 1 with --quick)")
-    parser.add_argument("--quick", action="store_true", help="tiny data and one short epoch (for tests)")
-    parser.add_argument("--out", type=Path, default=Path("results"), help="output folder (default: results/)")
-    parser.add_argument("--models", nargs="+", type=name_list, metavar="A,B",
-                        help=f"models to run and compare, space- or comma-separated, any registered ones, yours "
-                        f"included (default: {' '.join(GRID)}); without a complete ablation family the report "
-                        "compares them pairwise")
-    parser.add_argument("--readme", type=Path, help="regenerate this README's 'What it found' block from the report")
-    parser.add_argument("--data-root", type=Path, help="real presets: the benchmark's folder")
-    parser.add_argument("--clip-weights", type=Path, help="real presets: the CLIP weights file (.safetensors)")
-    parser.add_argument("--nproc", type=positive_int, help="real presets: processes (GPUs) per training under torchrun")
-    parser.add_argument("--keep-checkpoints", choices=tuple(KEEP_CHECKPOINTS), default="best",
-                        help="checkpoints each finished run keeps (default best)")
-    parser.add_argument("--cache-dir", type=Path,
-                        help="cache of pretrained backbones and efficiency counts (default $XDG_CACHE_HOME/tvbench)")
-    parser.add_argument("--rehearse", action="store_true",
-                        help="real presets: fabricate a miniature benchmark and random CLIP weights and run the real "
-                             "pipeline on them (torchrun with --nproc gloo processes on CPU, default 2)")
-
-
-def run(args: argparse.Namespace) -> int:
-    loader_spec(load_preset(args.preset).benchmark)
-    models = [m for group in args.models for m in group] if args.models else None
-    if args.rehearse:
-        from benchmark.study.rehearsal import rehearse
-
-        rehearse(args.preset, out=args.out, models=models, nproc=args.nproc or 2)
-        return 0
-    reproduce(args.preset, out=args.out, seeds=args.seeds, quick=args.quick, models=models,
-              data_root=args.data_root, clip_weights=args.clip_weights, nproc=args.nproc, readme=args.readme,
-              includes=tuple(str(Path(p).resolve()) for p in args.include), keep_checkpoints=args.keep_checkpoints,
-              cache=args.cache_dir)  # fmt: skip
-    return 0
