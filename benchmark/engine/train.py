@@ -400,7 +400,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="override a training or model field, value parsed as JSON (repeatable)")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/last")
     parser.add_argument("--select-on-test", action="store_true",
-                        help="parity mode: select the epoch on the TEST split as the official code does (recorded)")
+                        help="parity mode: select on the TEST split as the official code does, training on the whole "
+                             "training split (recorded; same as --set select_on=test)")
     parser.add_argument("--max-steps", type=positive_int, help="stop after this many optimiser steps (smoke tests)")
     parser.add_argument("--keep-checkpoints", choices=tuple(KEEP_CHECKPOINTS), default="best",
                         help="checkpoints kept once the run record is written (default best; `last` keeps the "

@@ -220,17 +220,20 @@ def fixture_outputs(fixture: dict[str, Any]) -> Outputs:
 
 
 def consequences(setup: ParitySetup, inputs: dict[str, torch.Tensor], s_parity: torch.Tensor) -> list[Comparison]:
-    """How far tvbench's defaults move S from the official architecture: GELU instead of QuickGELU (what a reload
-    without the recorded activation built) and CLIP's LayerNorm epsilon 1e-5 in the temporal transformer."""
+    """How far tvbench's defaults move S from the official computation: GELU instead of QuickGELU (what a reload
+    without the recorded activation built), CLIP's LayerNorm epsilon 1e-5 in the temporal transformer, and encoding
+    under bf16 autocast as tvbench's default `amp` does on CUDA (measured here with CPU autocast)."""
     rows = []
-    for label, override in (("S with GELU (the reload bug)", {"quick_gelu": False}),
-                            ("S with LayerNorm eps 1e-5", {"temporal_ln_eps": 1e-5})):
+    for label, override, autocast in (("S with GELU (the reload bug)", {"quick_gelu": False}, False),
+                                      ("S with LayerNorm eps 1e-5", {"temporal_ln_eps": 1e-5}, False),
+                                      ("S encoded under bf16 autocast", {}, True)):
         model = build_tvbench(setup, **override)
         model.eval()
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            text = model.encode_text(inputs["tokens"], inputs["mask"])
+            video = model.encode_video(inputs["frames"], inputs["frame_mask"])
         with torch.no_grad():
-            s = model.score(model.encode_text(inputs["tokens"], inputs["mask"]),
-                            model.encode_video(inputs["frames"], inputs["frame_mask"]))
-        rows.append(compare(label, s, s_parity))
+            rows.append(compare(label, model.score(text, video), s_parity))
     return rows
 
 
