@@ -17,7 +17,7 @@ from benchmark.data.miniature import fabricate, read_manifest, repair
 from benchmark.data.video import VideoDecodeError, probe_video
 from benchmark.engine.random_weights import write_random_clip
 from benchmark.presets import load_preset
-from benchmark.study.rehearsal import _catch_unreadable, write_rehearsal_preset
+from benchmark.study.rehearsal import RehearsalError, _catch_unreadable, write_rehearsal_preset
 from benchmark.study.reproduce import InputError, check_real_inputs
 
 
@@ -33,26 +33,27 @@ def test_miniature_lsmdc_has_the_real_layout_and_one_unreadable_video(tmp_path: 
             probe_video(video.path)
         except VideoDecodeError:
             unreadable.append(video.path)
-    assert unreadable == [str(mini.broken.path)]
+    assert unreadable == [str(mini.broken.path)] and mini.broken.path in [v.path for v in mini.videos]
     manifest = read_manifest(mini.root)
     assert {v["codec"] for v in manifest["videos"]} <= {"mpeg4", "mjpeg"} and len(manifest["videos"]) == 16
     assert any(v["width"] == 1280 and v["height"] == 720 for v in manifest["videos"])
-    weights = write_random_clip(tmp_path / "w.safetensors", "tvbench-tiny")
+    weights = write_random_clip(tmp_path / "w.pt", "tvbench-tiny")
+    preset = load_preset("lsmdc-vitb32")
     with pytest.raises(InputError, match="1 of 16 videos are missing or unreadable"):
-        check_real_inputs(load_preset("lsmdc-vitb32"), mini.root, weights)
+        check_real_inputs(preset, mini.root, weights)
+    assert str(mini.broken.path) in _catch_unreadable(preset, mini.root, weights, mini.broken.path)
     repair(mini)
     probe_video(mini.root / manifest["unreadable"])
+    with pytest.raises(RehearsalError, match="passed although"):
+        _catch_unreadable(preset, mini.root, weights, Path(manifest["unreadable"]))
 
 
-def test_input_check_must_name_the_unreadable_video(tmp_path: Path) -> None:
-    mini = fabricate("msrvtt", tmp_path / "msrvtt", seed=2)
+def test_rehearsal_preset_scales_only_the_data(tmp_path: Path) -> None:
     preset = load_preset("msrvtt-vitb32")
-    weights = write_random_clip(tmp_path / "w.pt", "tvbench-tiny")
-    message = _catch_unreadable(preset, mini.root, weights, mini.broken.path)
-    assert str(mini.broken.path) in message
-    derived = load_preset(write_rehearsal_preset(preset, mini.root, tmp_path / "p.json"))
+    derived = load_preset(write_rehearsal_preset(preset, tmp_path / "data", tmp_path / "p.json"))
     assert derived.name == preset.name and derived.data["holdout"]["videos"] == 2
-    assert derived.data["root"] == str(mini.root) and derived.training == preset.training
+    assert derived.data["root"] == str(tmp_path / "data") and derived.training == preset.training
+    assert derived.parity == preset.parity and derived.models == preset.models
 
 
 @pytest.fixture()

@@ -209,16 +209,16 @@ WRITERS: dict[str, Callable[[Path, np.random.Generator], list[VideoSpec]]] = {
 }
 
 
-def fabricate(benchmark: str, root: str | Path, seed: int = 0, broken_split_index: int = -1,
+def fabricate(benchmark: str, root: str | Path, seed: int = 0, broken_index: int = -1,
               progress: Callable[[str], None] | None = None) -> Miniature:
-    """Write the miniature `benchmark` under `root`: annotation files, then every video; the test-split video at
-    `broken_split_index` (of all videos, in writing order) is left as truncated, unreadable bytes."""
+    """Write the miniature `benchmark` under `root`: annotation files, then every video; the video at `broken_index`
+    (in writing order; the default, the last one, is in the test split) is left as truncated, unreadable bytes."""
     if benchmark not in WRITERS:
         raise KeyError(f"No miniature for benchmark `{benchmark}`; available: {', '.join(sorted(WRITERS))}.")
     root = Path(root)
     rng = np.random.default_rng(seed)
     specs = WRITERS[benchmark](root, rng)
-    broken = specs[broken_split_index]
+    broken = specs[broken_index]
     for index, spec in enumerate(specs):
         if spec is broken:
             with atomic_path(spec.path) as tmp:  # a container header and nothing decodable after it
