@@ -10,7 +10,9 @@ evaluation, efficiency, leaderboard and report. Finally `tvbench evaluate --chec
 fresh process and must reproduce its test metrics exactly.
 
 Only the data are scaled down: the derived preset (`OUT/rehearsal-preset.json`) differs from the shipped one in
-its data root and hold-out size, and the run settings add epochs=1, a batch of 2 per process and no loader workers.
+its data root and hold-out size, and the run settings add epochs=1, a batch of 2 clips per process (1 for the 64-frame
+presets, whose activations for 2 x 64 frames per process got an ActivityNet rehearsal killed for memory next to
+other jobs) and no loader workers.
 """
 
 from __future__ import annotations
@@ -34,7 +36,6 @@ from benchmark.runs import load_run
 from benchmark.study.reproduce import GRID, InputError, check_real_inputs, plan_runs, reproduce
 
 HOLDOUT_VIDEOS = 2
-PER_PROCESS_BATCH = 2
 
 
 class RehearsalError(RuntimeError):
@@ -54,9 +55,11 @@ class Stopwatch:
         self._start = now
 
 
-def rehearsal_sets(nproc: int) -> tuple[str, ...]:
-    """The run settings of a rehearsal: one short epoch at 2 items per process, evaluation in small batches."""
-    return ("epochs=1", f"batch_size={PER_PROCESS_BATCH * nproc}", "eval_batch_size=4", "num_workers=0")
+def rehearsal_sets(preset: Preset, nproc: int) -> tuple[str, ...]:
+    """The run settings of a rehearsal: one short epoch at 2 clips per process (1 for long clips), evaluation in
+    small batches."""
+    per_process = 2 if preset.train_config().max_frames <= 16 else 1
+    return ("epochs=1", f"batch_size={per_process * nproc}", "eval_batch_size=4", "num_workers=0")
 
 
 def write_rehearsal_preset(preset: Preset, data_root: Path, path: Path) -> Path:
@@ -132,7 +135,7 @@ def rehearse(preset_name: str, *, out: Path, models: list[str] | None = None, np
     clock.lap("input check of the unreadable file")
     derived = write_rehearsal_preset(preset, data_root, out / "rehearsal-preset.json")
     report = reproduce(str(derived), out=out, seeds=1, models=models, data_root=data_root,
-                       clip_weights=weights[".safetensors"], nproc=nproc, sets=rehearsal_sets(nproc))
+                       clip_weights=weights[".safetensors"], nproc=nproc, sets=rehearsal_sets(preset, nproc))
     clock.lap("reproduce (checks, plan, torchrun training, evaluation, efficiency, leaderboard, report)")
     trained = [s for s in plan_runs(models, [0], out / preset.name / "runs") if model_spec(s.model).cls.trainable]
     reload = check_reload(trained[0].directory, out / "reload" / trained[0].model) if trained else None
