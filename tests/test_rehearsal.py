@@ -17,7 +17,7 @@ from benchmark.data.miniature import fabricate, read_manifest, repair
 from benchmark.data.video import VideoDecodeError, probe_video
 from benchmark.engine.random_weights import write_random_clip
 from benchmark.presets import load_preset
-from benchmark.study.rehearsal import RehearsalError, _catch_unreadable, write_rehearsal_preset
+from benchmark.study.rehearsal import RehearsalError, _catch_unreadable, rehearsal_sets, write_rehearsal_preset
 from benchmark.study.reproduce import InputError, check_real_inputs
 
 
@@ -54,6 +54,8 @@ def test_rehearsal_preset_scales_only_the_data(tmp_path: Path) -> None:
     assert derived.name == preset.name and derived.data["holdout"]["videos"] == 2
     assert derived.data["root"] == str(tmp_path / "data") and derived.training == preset.training
     assert derived.parity == preset.parity and derived.models == preset.models
+    assert "batch_size=4" in rehearsal_sets(preset, 2)  # 2 clips of 12 frames per process
+    assert "batch_size=2" in rehearsal_sets(load_preset("activitynet-vitb32"), 2)  # 1 clip of 64 frames
 
 
 @pytest.fixture()
