@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -13,11 +14,12 @@ import pytest
 from benchmark.cli import main
 from benchmark.study.answer import README_END, README_START
 from benchmark.study.reproduce import GRID, RunSpec, begin_run, finished, reproduce
+from benchmark.study.run_pool import RunFailed, run_all
 
 
 @pytest.mark.slow
 def test_quick_study_end_to_end_and_resume(tmp_path: Path) -> None:
-    report = reproduce("synthvtt", out=tmp_path, quick=True)
+    report = reproduce("synthvtt", out=tmp_path, quick=True, jobs=2)
     study = tmp_path / "synthvtt-quick"
     assert report == study / "report.md"
     text = report.read_text()
@@ -42,16 +44,19 @@ def test_quick_study_end_to_end_and_resume(tmp_path: Path) -> None:
     assert len(entries) == len(GRID) and (tmp_path / "leaderboard-quick" / "index.html").is_file()
     record = json.loads((study / "runs" / "glscl-no-aux" / "seed0" / "record" / "run.json").read_text())
     assert record["efficiency"]["per_pair_macs"] > 0 and record["extra"]["trained"] is True
-    # Resumed: nothing is retrained, the records stay byte-identical.
+    # Resumed: only the run marked unfinished is retrained, in this process instead of a pool of two, and every
+    # record stays byte-identical (numbers do not depend on --jobs).
     records = {p: p.read_bytes() for p in (study / "runs").rglob("ranks.npz")}
+    (study / "runs" / "glscl-no-aux" / "seed0" / "run_key.txt").unlink()
     start = time.perf_counter()
     readme = tmp_path / "README.md"
     readme.write_text(f"# T\n\n{README_START}\nold\n{README_END}\n\nrest\n")
-    reproduce("synthvtt", out=tmp_path, quick=True, readme=readme)
+    reproduce("synthvtt", out=tmp_path, quick=True, readme=readme, jobs=1)
+    assert (study / "runs" / "glscl-no-aux" / "seed0" / "run_key.txt").is_file()
     assert all(p.read_bytes() == blob for p, blob in records.items())
     findings = (study / "findings.md").read_text().strip()
     assert readme.read_text() == f"# T\n\n{README_START}\n{findings}\n{README_END}\n\nrest\n"
-    assert time.perf_counter() - start < 120  # generous: only re-analysis, no training
+    assert time.perf_counter() - start < 120  # generous: one quick run and the re-analysis
 
 
 def _reproduce_cli(*args: str) -> subprocess.CompletedProcess:
@@ -95,4 +100,17 @@ def test_reproduce_refuses_bad_arguments_before_any_work(tmp_path: Path, capsys:
     readme.write_text("# no findings markers\n")
     assert main(["reproduce", "--quick", "--readme", str(readme), "--out", str(tmp_path / "b")]) == 2
     assert "study-findings" in capsys.readouterr().err
-    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+    assert main(["reproduce", "--preset", "msrvtt-vitb32", "--jobs", "2", "--out", str(tmp_path / "c")]) == 2
+    assert "--jobs runs SynthVTT studies side by side" in capsys.readouterr().err
+    assert not any((tmp_path / d).exists() for d in "abc")
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_runs_side_by_side_do_every_task_and_name_a_failed_one(tmp_path: Path, jobs: int) -> None:
+    files = [tmp_path / f"run{i}" for i in range(3)]
+    for file in files:
+        file.write_text("")
+    run_all([str(f) for f in files], os.remove, jobs=jobs, label=str)  # os.remove: a picklable module function
+    assert not any(f.exists() for f in files)
+    with pytest.raises(RunFailed, match=r"run .*missing failed: FileNotFoundError.*rerun the same command"):
+        run_all([str(tmp_path / "missing"), str(tmp_path / "missing-too")], os.remove, jobs=jobs, label=str)

@@ -30,6 +30,7 @@ from benchmark.paths import cache_dir
 from benchmark.presets import PRESET_DIR, Preset, load_preset, resolve
 from benchmark.registry import model_spec
 from benchmark.runs import RunRecord, load_run, write_run
+from benchmark.study.run_pool import RUN_THREADS, run_all, usable_cpus
 
 GRID = (
     "clip-zeroshot", "clip4clip-meanp", "clip4clip-seqtransf", "xpool",
@@ -73,14 +74,15 @@ def plan_runs(models: list[str], seeds: list[int], runs_dir: Path) -> list[RunSp
     return specs
 
 
-def run_key(preset: Preset, spec: RunSpec, sets: tuple[str, ...], weights: str | None) -> str:
-    """What makes a run: the preset's data/eval/backbone settings, the merged model and training config, the seed and
-    the weights (not the preset's notes); a finished run with the same key is not redone."""
+def run_key(preset: Preset, spec: RunSpec, sets: tuple[str, ...], weights: str | None, in_process: bool = False) -> str:
+    """What makes a run: the preset's data/eval/backbone settings, the merged model and training config, the seed,
+    the weights (not the preset's notes) and, for in-process runs, their thread count; a finished run with the same
+    key is not redone."""
     resolved = resolve(preset, spec.model, list(sets))
     blob = json.dumps(
         {"benchmark": preset.benchmark, "data": preset.data, "eval": preset.eval, "backbone": preset.backbone,
          "model": spec.model, "config": resolved.model, "train": asdict(resolved.train), "seed": spec.seed,
-         "weights": weights},
+         "weights": weights, **({"threads": RUN_THREADS} if in_process else {})},
         sort_keys=True, default=str,
     )  # fmt: skip
     return hashlib.sha256(blob.encode()).hexdigest()
@@ -207,6 +209,29 @@ class Launch:
     keep_checkpoints: str = "best"
 
 
+@dataclass(frozen=True)
+class RunTask:
+    """A run still to do, with everything a worker process needs to do it."""
+
+    spec: RunSpec
+    key: str
+    resume: bool
+    preset: Preset
+    data_root: Path
+    weights: str | None
+    sets: tuple[str, ...]
+    launch: Launch
+
+    def label(self) -> str:
+        return f"{self.spec.model} seed {self.spec.seed}{' (resumed)' if self.resume else ''}"
+
+
+def run_task(task: RunTask) -> None:
+    """Do one pending run and mark it finished with its key (module level: worker processes call it)."""
+    execute(task.spec, task.preset, task.data_root, task.weights, task.sets, task.launch, task.resume)
+    (task.spec.directory / FINISHED_KEY).write_text(task.key + "\n")
+
+
 def execute(spec: RunSpec, preset: Preset, data_root: Path, weights: str | None, sets: tuple[str, ...],
             launch: Launch, resume: bool) -> None:
     """Train and evaluate one run: in this process, or under torchrun with `launch.nproc` processes."""
@@ -214,7 +239,7 @@ def execute(spec: RunSpec, preset: Preset, data_root: Path, weights: str | None,
         from benchmark.engine.train import train_run
 
         train_run(preset, spec.model, spec.seed, spec.directory, sets, data_root=data_root, clip_weights=weights,
-                  resume=resume, progress=True, keep_checkpoints=launch.keep_checkpoints)  # fmt: skip
+                  resume=resume, progress=False, keep_checkpoints=launch.keep_checkpoints)  # fmt: skip
         return
     shipped = preset.path is None or preset.path.parent.resolve() == PRESET_DIR.resolve()
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={launch.nproc}",
@@ -295,10 +320,12 @@ def reproduce(
     keep_checkpoints: str = "best",
     cache: Path | None = None,
     sets: tuple[str, ...] = (),
+    jobs: int | None = None,
 ) -> Path:
     """Run the study for `preset_name` (a shipped name or a preset file) over the grid of `models` (default GRID; any
     registered models, plugins included: `includes` are the files they came from, which torchrun launches also
-    receive); `sets` are `--set` values of every run. Returns the report's path. With `readme`, its "What it found"
+    receive); `sets` are `--set` values of every run; SynthVTT runs go `jobs` at a time (default: one per usable CPU),
+    one thread each. Returns the report's path. With `readme`, its "What it found"
     block (between the findings markers) is replaced by the one generated from this report."""
     from benchmark.engine.train import LOG_FILE
     from benchmark.study.answer import splice_readme
@@ -315,6 +342,9 @@ def reproduce(
     for model in models:
         model_spec(model)  # an unknown name fails now, naming the registered ones
     synthetic = preset.benchmark == "synthvtt"
+    if jobs is not None and not synthetic:
+        raise ValueError(f"--jobs runs SynthVTT studies side by side; {preset.name} runs each training under torchrun "
+                         "one at a time (use --nproc for processes per training).")
     preset_seeds = list(preset.train_config().seeds)
     seed_list = list(range(seeds)) if seeds else preset_seeds[:1] if quick else preset_seeds
     study_dir = out / (f"{preset.name}-quick" if quick else preset.name)
@@ -332,13 +362,13 @@ def reproduce(
         launch = Launch(nproc or 1, tuple(includes), keep_checkpoints)
     costs_cache = cache_root / "efficiency"
     records: dict[str, list[tuple[RunSpec, RunRecord]]] = {}
-    for spec in tqdm(specs, desc=f"study {preset.name}", unit="run"):
-        key = run_key(preset, spec, sets, Path(weights).name if weights else None)
-        if not finished(spec, key):
-            resume = begin_run(spec, key)
-            tqdm.write(f"{'resume' if resume else 'run'} {spec.model} seed {spec.seed}")
-            execute(spec, preset, Path(data_root), weights, sets, launch, resume)
-            (spec.directory / FINISHED_KEY).write_text(key + "\n")
+    keys = [run_key(preset, spec, sets, Path(weights).name if weights else None, in_process=synthetic)
+            for spec in specs]  # fmt: skip
+    pending = [RunTask(spec, key, begin_run(spec, key), preset, Path(data_root), weights, sets, launch)
+               for spec, key in zip(specs, keys, strict=True) if not finished(spec, key)]  # fmt: skip
+    run_all(pending, run_task, jobs=(jobs or usable_cpus()) if synthetic else 1, label=RunTask.label,
+            includes=tuple(includes), desc=f"study {preset.name}")
+    for spec in specs:
         record = attach_efficiency(spec.record_dir, spec.model, costs_cache)
         records.setdefault(spec.model, []).append((spec, record))
     paper_costs = paper_setting_costs(models, costs_cache) if not quick else {}

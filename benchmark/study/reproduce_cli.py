@@ -28,6 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-root", type=Path, help="real presets: the benchmark's folder")
     parser.add_argument("--clip-weights", type=Path, help="real presets: the CLIP weights file (.safetensors)")
     parser.add_argument("--nproc", type=positive_int, help="real presets: processes (GPUs) per training under torchrun")
+    parser.add_argument("--jobs", type=positive_int,
+                        help="SynthVTT: runs trained side by side, one thread each (default: one per usable CPU); "
+                             "numbers do not depend on it")
     parser.add_argument("--keep-checkpoints", choices=tuple(KEEP_CHECKPOINTS), default="best",
                         help="checkpoints each finished run keeps (default best)")
     parser.add_argument("--cache-dir", type=Path,
@@ -46,5 +49,5 @@ def run(args: argparse.Namespace) -> int:
     reproduce(args.preset, out=args.out, seeds=args.seeds, quick=args.quick, models=models,
               data_root=args.data_root, clip_weights=args.clip_weights, nproc=args.nproc, readme=args.readme,
               includes=tuple(str(Path(p).resolve()) for p in args.include), keep_checkpoints=args.keep_checkpoints,
-              cache=args.cache_dir)  # fmt: skip
+              cache=args.cache_dir, jobs=args.jobs)  # fmt: skip
     return 0
