@@ -173,6 +173,9 @@ def gpu_hour_estimate(preset: Preset, rows: list[dict[str, Any]]) -> dict[str, A
                     f"{rows[0]['device_name']}, scaled per clip from {rows[0]['batch_per_process']} clip(s) per GPU to "
                     "the real batch (an approximation: a larger batch uses a GPU better, the gathered losses grow "
                     f"with the batch, data loading is not timed). FLOP-based: ~{flops:.1f} GPU hours ({note}).")
+    elif any(r["device"].startswith("cuda") for r in rows):
+        headline = (f"Estimate for {study}: ~{flops:.1f} GPU hours of backbone compute ({note}). No GPU step was "
+                    "timed after the warm-up step here, so there is no measured estimate.")
     else:
         headline = (f"Estimate for {study}: ~{flops:.1f} GPU hours of backbone compute ({note}). The step times "
                     "measured here are CPU times, not a GPU estimate; rehearse on a CUDA machine to measure one.")
