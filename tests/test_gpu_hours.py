@@ -27,16 +27,21 @@ def test_gpu_hours_by_hand() -> None:
     assert measured_gpu_hours(MSRVTT, 0.5, 1) == pytest.approx(2 * 674_880 / 3600, rel=1e-12)
 
 
-def test_real_training_sizes_cover_every_real_preset_and_match_the_real_files(realdata: Path) -> None:
+def test_every_real_preset_has_its_real_training_size() -> None:
     for name in list_presets():
         preset = load_preset(name)
         if preset.benchmark != "synthvtt":
             assert (preset.benchmark, preset.train_split) in REAL_TRAIN_PAIRS, name
+    assert real_scale(load_preset("msrvtt-vitb32"), "clip4clip-meanp") == MSRVTT
+    with pytest.raises(ValueError, match="train_pairs=all, not train with one-per-video"):
+        real_scale(load_preset("synthvtt"), "clip4clip-meanp")
+
+
+def test_real_training_sizes_match_the_real_annotation_files(realdata: Path) -> None:
     assert len(load_split("msvd", realdata / "msvd", "train").texts) == REAL_TRAIN_PAIRS[("msvd", "train")]
     assert len((realdata / "didemo" / "train_list.txt").read_text().split()) == REAL_TRAIN_PAIRS[("didemo", "train")]
     msrvtt_videos = len((realdata / "msrvtt" / "MSRVTT_train.9k.csv").read_text().split()) - 1  # header
     assert 20 * msrvtt_videos == REAL_TRAIN_PAIRS[("msrvtt", "train-9k")]  # 20 captions per video
-    assert real_scale(load_preset("msrvtt-vitb32"), "clip4clip-meanp") == MSRVTT
 
 
 def _timing(device: str, seconds: float | None) -> dict:
@@ -47,7 +52,7 @@ def _timing(device: str, seconds: float | None) -> dict:
 
 def test_rehearsal_estimate_from_cuda_steps_replaces_the_flop_one() -> None:
     preset = load_preset("msrvtt-vitb32")
-    rows = speed_rows(preset, {"clip4clip-meanp": _timing("cuda:0", 0.5)})
+    rows = speed_rows({"clip4clip-meanp": MSRVTT}, {"clip4clip-meanp": _timing("cuda:0", 0.5)}, "ViT-B-32")
     assert rows[0]["gpu_hours_measured"] == pytest.approx(674_880 / 3600)
     assert rows[0]["real"]["steps_per_epoch"] == 1406 and rows[0]["batch_per_process"] == 2
     estimate = gpu_hour_estimate(preset, rows)
@@ -62,7 +67,8 @@ def test_rehearsal_on_cpu_keeps_the_flop_estimate() -> None:
     preset = load_preset("msrvtt-vitb32")
     cases = {"not a GPU estimate": _timing("cpu", 40.0), "No GPU step was timed": _timing("cuda:0", None)}
     for why, timing in cases.items():  # CPU steps, or no GPU step timed after the warm-up
-        rows = speed_rows(preset, {"clip4clip-meanp": timing, "glscl": timing})
+        scales = {m: real_scale(preset, m) for m in ("clip4clip-meanp", "glscl")}
+        rows = speed_rows(scales, dict.fromkeys(scales, timing), preset.backbone["name"])
         estimate = gpu_hour_estimate(preset, rows)
         assert rows[0]["gpu_hours_measured"] is None and estimate["gpu_hours_measured"] is None
         assert estimate["gpu_hours_flops"] == pytest.approx(sum(r["gpu_hours_flops"] for r in rows))

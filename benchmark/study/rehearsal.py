@@ -137,25 +137,27 @@ def real_scale(preset: Preset, model: str) -> TrainingScale:
     """How much `model` trains in the real study of the shipped `preset`: its seeds, epochs, batch and frames over
     the published number of training pairs (`REAL_TRAIN_PAIRS`)."""
     cfg = resolve(preset, model).train
-    if cfg.train_pairs != "all":
-        raise ValueError(f"{preset.name} / {model}: the real training size is known only for train_pairs=all, not "
-                         f"{cfg.train_pairs}.")  # fmt: skip
-    pairs = REAL_TRAIN_PAIRS[(preset.benchmark, preset.train_split)]
+    pairs = REAL_TRAIN_PAIRS.get((preset.benchmark, preset.train_split))
+    if pairs is None or cfg.train_pairs != "all":
+        raise ValueError(f"{preset.name} / {model}: the real training size is known only for the shipped presets' "
+                         f"training splits with train_pairs=all, not {preset.train_split} with {cfg.train_pairs}.")
     return TrainingScale(len(preset.train_config().seeds), cfg.epochs, pairs // cfg.batch_size, cfg.batch_size,
                          cfg.max_frames)  # fmt: skip
 
 
-def speed_rows(preset: Preset, timings: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per variant: its measured step timing (`extra.step_timing` of its run), the real study's scale, and the
-    real study's GPU hours from FLOPs and, for a step timed on CUDA, from the measured seconds per step."""
+def speed_rows(scales: dict[str, TrainingScale], timings: dict[str, dict[str, Any]],
+               backbone: str) -> list[dict[str, Any]]:
+    """Per variant: its measured step timing (`extra.step_timing` of its run), its scale in the real study
+    (`real_scale`), and the real study's GPU hours from FLOPs and, for steps timed on CUDA, from the measured seconds
+    per step."""
     rows = []
     for model, timing in timings.items():
-        scale = real_scale(preset, model)
+        scale = scales[model]
         on_gpu = timing["device"].startswith("cuda") and timing["seconds_per_step"] is not None
         measured = (measured_gpu_hours(scale, timing["seconds_per_step"], timing["batch_per_process"])
                     if on_gpu else None)  # fmt: skip
         rows.append({"model": model, **timing, "real": asdict(scale),
-                     "gpu_hours_flops": flop_gpu_hours(scale, preset.backbone["name"]), "gpu_hours_measured": measured})
+                     "gpu_hours_flops": flop_gpu_hours(scale, backbone), "gpu_hours_measured": measured})
     return rows
 
 
@@ -209,6 +211,7 @@ def rehearse(preset_name: str, *, out: Path, models: list[str] | None = None, np
     if preset.benchmark == "synthvtt":
         raise ValueError("--rehearse is for the real presets (msrvtt-vitb32, ...); synthvtt is synthetic already.")
     nproc = rehearsal_nproc(nproc)
+    scales = {m: real_scale(preset, m) for m in models if model_spec(m).cls.trainable}  # an unknown one fails now
     out.mkdir(parents=True, exist_ok=True)
     data_root = (out / "data" / preset.benchmark).resolve()
     print(f"Rehearsal of {preset.name}: fabricating a miniature {preset.benchmark} under {data_root}")
@@ -228,7 +231,8 @@ def rehearse(preset_name: str, *, out: Path, models: list[str] | None = None, np
     trained = [s for s in plan_runs(models, [0], out / preset.name / "runs") if model_spec(s.model).cls.trainable]
     reload = check_reload(trained[0].directory, out / "reload" / trained[0].model) if trained else None
     clock.lap("checkpoint reload in a fresh process")
-    speed = speed_rows(preset, {s.model: load_run(s.record_dir).extra["step_timing"] for s in trained})
+    timings = {s.model: load_run(s.record_dir).extra["step_timing"] for s in trained}
+    speed = speed_rows(scales, timings, preset.backbone["name"])
     estimate = gpu_hour_estimate(preset, speed)
     summary = {"preset": preset.name, "models": models, "nproc": nproc, "seconds": clock.stages,
                "total_seconds": round(sum(clock.stages.values()), 1), "miniature": miniature.summary(),
