@@ -3,9 +3,9 @@
 
 The first `WARMUP_STEPS` steps are left out of the timing (lazy initialisation, kernel selection, allocator growth and
 the optimizer's state are paid there). On CUDA each timed step is bracketed by ``torch.cuda.synchronize`` so that its
-asynchronous kernels are counted, and the peak is CUDA's allocator peak since the start of training; on CPU nothing
-is synchronised (kernels run synchronously) and the peak is the process's peak resident set size since the process
-started (``resource.getrusage``), which also counts loading and model building.
+asynchronous kernels are counted, and the peak is CUDA's allocator peak since the start of training (validation
+included); on CPU nothing is synchronised (kernels run synchronously) and the peak is the process's peak resident set
+size since the process started (``resource.getrusage``), which also counts loading and model building.
 """
 
 from __future__ import annotations
