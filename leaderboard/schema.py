@@ -1,5 +1,5 @@
-"""The parts of a leaderboard entry that `benchmark.runs` does not check: `extra` (with the `extra.leaderboard`
-block), `efficiency` and `seed`.
+"""The parts of a leaderboard entry that `benchmark.runs` does not check: `extra` (with the `extra.leaderboard` and
+`extra.step_timing` blocks), `efficiency` and `seed`.
 
 They are checked when a submission is accepted and again whenever an entry is read, so a bad entry (written by hand
 or by an older version) is skipped and reported instead of breaking every board, and nothing unchecked (a NaN cost,
@@ -30,7 +30,13 @@ EFFICIENCY_TEXTS = ("unit", "convention", "device", "device_name")
 LATENCY_NUMBERS = ("gallery", "median_ms", "iqr_ms", "runs", "extrapolated_from")
 # Fields that `tvbench train` / `evaluate` put into a run record's `extra`.
 EXTRA_TYPES: dict[str, type] = {"data_root": str, "trained": bool, "checkpoint": str, "log": str, "selection": dict,
-                                 "model_source": dict}
+                                 "model_source": dict, "step_timing": dict}
+# Fields of `extra.step_timing` (benchmark.engine.step_meter): counts and bytes are finite numbers >= 0, the seconds
+# too or null (no step after the warm-up), the rest short texts.
+STEP_TIMING_NUMBERS = ("world_size", "batch_per_process", "steps", "warmup_steps", "timed_steps", "peak_memory_bytes",
+                       "peak_memory_reserved_bytes")
+STEP_TIMING_SECONDS = ("seconds_per_step", "seconds_per_step_median")
+STEP_TIMING_TEXTS = ("device", "device_name", "peak_memory_kind")
 
 
 class SchemaError(ValueError):
@@ -91,6 +97,21 @@ def check_extra(extra: Any) -> None:
             raise SchemaError(f"Unknown field `extra.{key}`; known: leaderboard, {', '.join(EXTRA_TYPES)}.")
         if not isinstance(value, EXTRA_TYPES[key]):
             raise SchemaError(f"`extra.{key}` must be {EXTRA_TYPES[key].__name__}, got {type(value).__name__}.")
+        if key == "step_timing":
+            check_step_timing(value)
+
+
+def check_step_timing(block: dict[str, Any]) -> None:
+    """`extra.step_timing`: known fields only, numbers finite and >= 0 (seconds may be null), short texts."""
+    for key, value in block.items():
+        where = f"extra.step_timing.{key}"
+        if key in STEP_TIMING_TEXTS:
+            _text(value, where)
+        elif key in STEP_TIMING_NUMBERS or (key in STEP_TIMING_SECONDS and value is not None):
+            _number(value, where)
+        elif key not in STEP_TIMING_SECONDS:
+            known = ", ".join((*STEP_TIMING_NUMBERS, *STEP_TIMING_SECONDS, *STEP_TIMING_TEXTS))
+            raise SchemaError(f"Unknown field `{where}`; known: {known}.")
 
 
 def _name(value: Any, what: str) -> None:

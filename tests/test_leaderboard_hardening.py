@@ -108,6 +108,11 @@ def test_bibtex_and_efficiency_are_validated_at_submit(root: Path, tmp_path: Pat
         _refused(run, _meta("x"), root, problem)
     _refused(_run_dir(tmp_path, "extra", extra="abc"), _meta("x"), root, "`extra` must be an object")
     _refused(_run_dir(tmp_path, "extra2", extra={"evil": {"x": 1}}), _meta("x"), root, "Unknown field `extra.evil`")
+    for timing, problem in (({"seconds_per_step": -1.0}, "`extra.step_timing.seconds_per_step` must be a finite"),
+                            ({"device": 7}, "`extra.step_timing.device` must be text"),
+                            ({"secret": 1}, "Unknown field `extra.step_timing.secret`")):
+        run = _run_dir(tmp_path, f"timing{len(problem)}", extra={"step_timing": timing})
+        _refused(run, _meta("x"), root, problem)
     _refused(_run_dir(tmp_path, "seed", seed="7"), _meta("x"), root, "`seed` must be an integer")
     _refused(_run_dir(tmp_path, "seed2", seed=True), _meta("x"), root, "`seed` must be an integer")
 

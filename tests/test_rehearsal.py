@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import torch
 
 from benchmark.cli import main
 from benchmark.data import load_split
@@ -81,3 +82,12 @@ def test_rehearsal_of_msrvtt_end_to_end(scratch: Path) -> None:
     record = json.loads((scratch / "msrvtt-vitb32" / "runs" / "clip4clip-meanp" / "seed0" / "record" /
                          "run.json").read_text())
     assert record["config"]["model"]["quick_gelu"] is True and record["config"]["train"]["max_frames"] == 12
+    on_gpu = torch.cuda.is_available()  # on a CUDA machine the estimate comes from the measured steps
+    (speed,) = summary["speed"]
+    assert speed["model"] == "clip4clip-meanp" and speed["device"].startswith("cuda" if on_gpu else "cpu")
+    assert speed["timed_steps"] >= 1 and speed["seconds_per_step"] > 0 and speed["peak_memory_bytes"] > 0
+    assert speed["real"]["steps_per_epoch"] == 1406 and record["extra"]["step_timing"].items() <= speed.items()
+    estimate = summary["estimate"]
+    assert (estimate["gpu_hours_measured"] is not None) == on_gpu
+    assert ("from the seconds per step measured here" if on_gpu else "not a GPU estimate") in estimate["headline"]
+    assert "## Training speed and memory (measured)" in (scratch / "msrvtt-vitb32" / "report.md").read_text()

@@ -17,7 +17,7 @@ from benchmark.presets import load_preset
 from benchmark.runs import RunRecord
 from benchmark.study.answer import README_END, README_START, findings_markdown, splice_readme
 from benchmark.study.report import sampling_units as report_clusters
-from benchmark.study.report import write_study_report
+from benchmark.study.report import step_timing_rows, step_timing_table, write_study_report
 from leaderboard.stats import StatsSettings
 
 N = 300
@@ -255,3 +255,18 @@ def test_readme_block_is_replaced_between_its_markers() -> None:
         splice_readme("no markers here", "x")
     shipped = Path("README.md").read_text()
     assert shipped.count(README_START) == 1 and shipped.count(README_END) == 1
+
+
+def test_measured_step_timing_table_lists_each_trained_run() -> None:
+    groups = _study(_split())
+    timing = {"device": "cuda:0", "device_name": "NVIDIA H100", "world_size": 2, "batch_per_process": 64,
+              "steps": 10, "warmup_steps": 1, "timed_steps": 9, "seconds_per_step": 0.4321,
+              "seconds_per_step_median": 0.43, "peak_memory_kind": "cuda_max_memory_allocated",
+              "peak_memory_bytes": 3 * 2**30, "peak_memory_reserved_bytes": 4 * 2**30}
+    first = groups["glscl"][1]
+    groups["glscl"][1] = dataclasses.replace(first, extra={**first.extra, "step_timing": timing})
+    rows = step_timing_rows(groups)
+    assert rows == [{"variant": "glscl", "seed": first.seed, **timing}]  # runs without a timing are left out
+    table = step_timing_table(rows)
+    assert table.rows == [["glscl", str(first.seed), "NVIDIA H100", "2", "64", "9", "0.432", "3.00",
+                           "cuda_max_memory_allocated"]]

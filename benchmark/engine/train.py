@@ -1,13 +1,14 @@
 """``tvbench train``: fine-tune a registered model on a preset, select the best epoch on validation, evaluate it on
 the test split and write a run record.
 
-Output folder: ``train_log.jsonl`` (losses per term, lr, grad norm, validation metrics), ``checkpoints/last``
-(weights + optimizer + RNG + step, rewritten after every epoch; ``--resume`` continues from it bit-exactly on CPU),
-``checkpoints/best`` (the selected weights; `tvbench evaluate --checkpoint` takes it) and ``record/`` (run.json +
-ranks.npz of the test evaluation). Once the record is written, ``--keep-checkpoints`` (default ``best``) says which
-checkpoints stay. Every input is checked before any work (pretraining included). Under ``torchrun`` every rank takes
-a slice of each global batch, features are all-gathered with gradients before ``model.losses``, gradients are summed
-across ranks, and only rank 0 writes.
+Output folder: ``train_log.jsonl`` (losses per term, lr, grad norm, seconds per step, validation metrics; at the end
+the step timing and peak memory of rank 0, `benchmark.engine.step_meter`), ``checkpoints/last`` (weights + optimizer
++ RNG + step, rewritten after every epoch; ``--resume`` continues from it bit-exactly on CPU), ``checkpoints/best``
+(the selected weights; `tvbench evaluate --checkpoint` takes it) and ``record/`` (run.json + ranks.npz of the test
+evaluation; ``extra.step_timing`` repeats the step timing). Once the record is written, ``--keep-checkpoints``
+(default ``best``) says which checkpoints stay. Every input is checked before any work (pretraining included). Under
+``torchrun`` every rank takes a slice of each global batch, features are all-gathered with gradients before
+``model.losses``, gradients are summed across ranks, and only rank 0 writes.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ import random
 import shlex
 import shutil
 import sys
-import time
 from contextlib import nullcontext
 from dataclasses import asdict
 from pathlib import Path
@@ -41,6 +41,7 @@ from benchmark.engine.distributed import DistEnv, barrier, gather_features, init
 from benchmark.engine.evaluate import evaluate_model, evaluate_split
 from benchmark.engine.optimization import apply_schedule, make_optimizer, parameter_groups
 from benchmark.engine.run_setup import RunPlan, RunSetup, TrainError, prepare_model_run
+from benchmark.engine.step_meter import StepMeter
 from benchmark.metrics import METRICS
 from benchmark.presets import Preset, TrainConfig
 from benchmark.registry import model_source, model_spec
@@ -239,8 +240,10 @@ def train_step(
     return loss.item(), {k: v.item() for k, v in terms.items()}, None if grad_norm is None else float(grad_norm)
 
 
-def _train(setup: RunSetup, out_dir: Path, resume: bool, max_steps: int | None, progress: bool) -> dict[str, Any]:
-    """The training loop; returns the selection summary (best epoch, value, ...)."""
+def _train(setup: RunSetup, out_dir: Path, resume: bool, max_steps: int | None,
+           progress: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The training loop; returns the selection summary (best epoch, value, ...) and this process's step timing and
+    peak memory (`StepMeter.summary`)."""
     env, cfg, model = setup.env, setup.train, setup.model
     train_split, val_split = setup.train_val()
     per_epoch = steps_per_epoch(train_split, cfg)
@@ -274,6 +277,7 @@ def _train(setup: RunSetup, out_dir: Path, resume: bool, max_steps: int | None, 
               world_size=env.world_size, train_split=train_split.split, val_split=val_split.split,
               n_train_texts=len(train_split.texts))
     params = [p for group in optimizer.param_groups for p in group["params"]]
+    meter = StepMeter(env.device)
     model.train()
     show = progress and env.is_main
     epochs = tqdm(range(start_epoch, cfg.epochs), desc=f"train {setup.model_name}", disable=not show,
@@ -313,20 +317,23 @@ def _train(setup: RunSetup, out_dir: Path, resume: bool, max_steps: int | None, 
             if step >= stop_at:
                 break
             apply_schedule(optimizer, step, total, cfg.warmup_proportion, cfg.schedule)
-            began = time.perf_counter()
-            loss, terms, grad_norm = train_step(model, optimizer, batch, env, params, cfg, autocast, scaler)
+            with meter.step():
+                loss, terms, grad_norm = train_step(model, optimizer, batch, env, params, cfg, autocast, scaler)
             step += 1
             log.write(event="step", step=step, epoch=epoch + 1, loss=loss, **{f"loss/{k}": v for k, v in terms.items()},
                       **{f"lr/{g['name']}": g["lr"] for g in optimizer.param_groups}, grad_norm=grad_norm,
-                      seconds=time.perf_counter() - began)
+                      seconds=meter.last)
             if cfg.select_every_steps and (step == 1 or step % cfg.select_every_steps == 0):
                 validate(epoch, epoch_end=False)  # official: at step 1 and every 3 x n_display steps
         validate(epoch, epoch_end=True)
     if env.is_main and not (out_dir / BEST).is_dir():
         raise TrainError(f"No epoch finished in {out_dir}; nothing to select (was max_steps 0?).")
-    return {"split": val_split.split, "metric": cfg.select_metric, "best_epoch": best_epoch, "best_value": best,
-            "steps": step, "steps_per_epoch": per_epoch, "total_schedule_steps": total,
-            "select_on_test": setup.select_on_test}
+    timing = meter.summary(cfg.batch_size // env.world_size, env.world_size)
+    log.write(event="step_timing", step=step, **timing)
+    selection = {"split": val_split.split, "metric": cfg.select_metric, "best_epoch": best_epoch, "best_value": best,
+                 "steps": step, "steps_per_epoch": per_epoch, "total_schedule_steps": total,
+                 "select_on_test": setup.select_on_test}
+    return selection, timing
 
 
 def train_run(
@@ -363,14 +370,14 @@ def train_run(
     extra = {**setup.record_extra(), "trained": trained}
     if trained:
         out_dir.mkdir(parents=True, exist_ok=True)
-        selection = _train(setup, out_dir, resume, max_steps, progress)
+        selection, timing = _train(setup, out_dir, resume, max_steps, progress)
         if env.is_main:
             load_weights(out_dir / BEST, setup.model)
         barrier(env)
         if env.distributed:  # every rank evaluates with the selected weights
             for tensor in setup.model.state_dict().values():
                 torch.distributed.broadcast(tensor, src=0)
-        extra.update(selection=selection, log=str(out_dir / LOG_FILE))
+        extra.update(selection=selection, step_timing=timing, log=str(out_dir / LOG_FILE))
         if BEST in KEEP_CHECKPOINTS[keep_checkpoints]:
             extra["checkpoint"] = str(out_dir / BEST)
     cfg = setup.train

@@ -1,7 +1,7 @@
 """The study report of `tvbench reproduce`: the verdict first, then the question, the answer in words, the protocol
 and which variance each number includes, every variant, each family's pre-specified effects (query-only beside
-seed-aware), equivalence and power, a forest plot, training curves, the per-subset breakdown, costs (Markdown, HTML,
-JSON; the JSON keys are documented in the README)."""
+seed-aware), equivalence and power, a forest plot, training curves, the per-subset breakdown, costs, measured training
+speed and memory (Markdown, HTML, JSON; the JSON keys are documented in the README)."""
 
 from __future__ import annotations
 
@@ -125,6 +125,24 @@ def cost_table(groups: Mapping[str, Sequence[RunRecord]], paper_costs: Mapping[s
     return Table(["variant", "params added (M)", "MACs per pair (this run)", "MACs per pair (ViT-B/32, 12 f, 32 w)",
                   "head GMACs @1k x 1k (paper setting)"], rows,
                  "Counted with torch FlopCounterMode (1 MAC = 2 FLOPs); per pair = online scoring work only.")
+
+
+def step_timing_rows(groups: Mapping[str, Sequence[RunRecord]]) -> list[dict[str, Any]]:
+    """Per trained run: the step timing and peak memory its training recorded (`extra.step_timing`, rank 0)."""
+    return [{"variant": name, "seed": record.seed, **record.extra["step_timing"]}
+            for name, records in groups.items() for record in records if record.extra.get("step_timing")]  # fmt: skip
+
+
+def step_timing_table(rows: Sequence[dict[str, Any]]) -> Table:
+    body = [[row["variant"], str(row["seed"]), row["device_name"], str(row["world_size"]),
+             str(row["batch_per_process"]), str(row["timed_steps"]),
+             "-" if row["seconds_per_step"] is None else f"{row['seconds_per_step']:.3f}",
+             f"{row['peak_memory_bytes'] / 2**30:.2f}", row["peak_memory_kind"]] for row in rows]  # fmt: skip
+    return Table(["variant", "seed", "device", "processes", "batch per process", "timed steps", "seconds per step",
+                  "peak memory (GiB)", "peak kind"], body,
+                 "Rank 0 of each run: the mean wall time of an optimiser step after the first (warm-up) step, data "
+                 "loading not included; cuda_max_memory_allocated = CUDA allocator peak since training began, "
+                 "cpu_process_peak_rss = the process's peak resident memory since it started (loading included).")
 
 
 def calibration_lines(
@@ -267,6 +285,9 @@ def write_study_report(
         report.add(Heading("Benchmark calibration (DESIGN targets)"),
                    Bullets(calibration_lines(summaries, breakdown, len(test_split.texts), len(test_split.videos))))
     report.add(Heading("Cost"), cost_table(groups, paper_costs))
+    timings = step_timing_rows(groups)
+    if timings:
+        report.add(Heading("Training speed and memory (measured)"), step_timing_table(timings))
     report.add(Heading("Outputs"), Bullets([
         f"Runs (checkpoints, logs, run records): {study_dir / 'runs'}",
         f"Leaderboard: {leaderboard / 'index.html'} (and md, tex, csv per benchmark)",
@@ -283,7 +304,7 @@ def write_study_report(
                   "seed_aware_mdr": SEEDS_AND_QUERIES_MDR,
                   "two_level_bootstrap": "seeds, then query units, with replacement"},
         "verdict": verdicts, "placement": placements, "summary": summary_lines(rows, families), "answer": answer,
-        "variants": list(summaries.values()), "effects": rows, "subsets": breakdown,
+        "variants": list(summaries.values()), "effects": rows, "subsets": breakdown, "step_timing": timings,
         "paper_costs": {k: {"per_pair_macs": v["per_pair_macs"], "head_gmacs_1k": v["head_gmacs_1k"]}
                         for k, v in paper_costs.items()},
     }  # fmt: skip

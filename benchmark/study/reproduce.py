@@ -30,6 +30,7 @@ from benchmark.paths import cache_dir
 from benchmark.presets import PRESET_DIR, Preset, load_preset, resolve
 from benchmark.registry import model_spec
 from benchmark.runs import RunRecord, load_run, write_run
+from benchmark.study.gpu_hours import TrainingScale, flop_gpu_hours, flop_note
 from benchmark.study.run_pool import RUN_THREADS, run_all, usable_cpus
 
 GRID = (
@@ -42,10 +43,6 @@ SYNTH_PRESET = "synthvtt"
 QUICK_DATA = {"n_train": 64, "n_val": 12, "n_test": 24, "n_images": 256}
 QUICK_PRETRAIN_STEPS = 15
 QUICK_SETS = ("epochs=1", "batch_size=16")
-# GPU-hour estimate: fwd+bwd of one frame = 3x the forward GFLOPs of the image tower (FlopCounterMode,
-# dependencies.md), at an assumed sustained 100 TFLOP/s per GPU (A100/H100-class, mixed precision).
-FRAME_FWD_GFLOPS = {"ViT-B-32": 8.72, "ViT-B-16": 35.1}
-SUSTAINED_TFLOPS = 100.0
 
 
 class InputError(FileNotFoundError):
@@ -182,21 +179,19 @@ def print_plan(preset: Preset, specs: list[RunSpec], train_split: Any, nproc: in
     an estimate of GPU hours from the backbone's counted FLOPs."""
     from benchmark.engine.train import steps_per_epoch
 
-    frame_gflops = FRAME_FWD_GFLOPS.get(preset.backbone["name"], 8.72)
+    backbone = preset.backbone["name"]
     trained = [s for s in specs if model_spec(s.model).cls.trainable]
     print(f"Plan for preset {preset.name}: {len(specs)} runs ({len(trained)} trained), seeds "
           f"{sorted({s.seed for s in specs})}, on {nproc} GPU(s):")  # fmt: skip
-    gpu_seconds = 0.0
+    gpu_hours = 0.0
     for model in dict.fromkeys(s.model for s in trained):
         cfg = resolve(preset, model, list(sets)).train
-        per_epoch = steps_per_epoch(train_split, cfg)
-        runs = sum(s.model == model for s in trained)
-        frames = runs * per_epoch * cfg.epochs * cfg.batch_size * cfg.max_frames
-        gpu_seconds += frames * 3 * frame_gflops * 1e9 / (SUSTAINED_TFLOPS * 1e12)
-        print(f"  {model}: {runs} run(s) x {cfg.epochs} epoch(s) x {per_epoch} steps of batch {cfg.batch_size}, "
-              f"{cfg.max_frames} frames, {cfg.max_words} words")
-    print(f"Estimate: ~{gpu_seconds / 3600:.1f} GPU hours of backbone compute ({3 * frame_gflops:.1f} GFLOPs per "
-          f"frame fwd+bwd at {SUSTAINED_TFLOPS:.0f} TFLOP/s sustained; data loading and evaluation not included).")
+        scale = TrainingScale(sum(s.model == model for s in trained), cfg.epochs, steps_per_epoch(train_split, cfg),
+                              cfg.batch_size, cfg.max_frames)
+        gpu_hours += flop_gpu_hours(scale, backbone)
+        print(f"  {model}: {scale.runs} run(s) x {cfg.epochs} epoch(s) x {scale.steps_per_epoch} steps of batch "
+              f"{cfg.batch_size}, {cfg.max_frames} frames, {cfg.max_words} words")
+    print(f"Estimate: ~{gpu_hours:.1f} GPU hours of backbone compute ({flop_note(backbone)}).")
 
 
 @dataclass(frozen=True)

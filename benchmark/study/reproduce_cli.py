@@ -37,14 +37,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="cache of pretrained backbones and efficiency counts (default $XDG_CACHE_HOME/tvbench)")
     parser.add_argument("--rehearse", action="store_true",
                         help="real presets: fabricate a miniature benchmark and random CLIP weights and run the real "
-                             "pipeline on them (torchrun with --nproc gloo processes on CPU, default 2)")
+                             "pipeline on them (torchrun with --nproc processes, default 2: gloo on CPU; on CUDA one "
+                             "per GPU, at most the GPUs, and the GPU-hour estimate from measured steps)")
 
 
 def run(args: argparse.Namespace) -> int:
     loader_spec(load_preset(args.preset).benchmark)
     models = [m for group in args.models for m in group] if args.models else None
     if args.rehearse:
-        rehearse(args.preset, out=args.out, models=models, nproc=args.nproc or 2)
+        rehearse(args.preset, out=args.out, models=models, nproc=args.nproc)
         return 0
     reproduce(args.preset, out=args.out, seeds=args.seeds, quick=args.quick, models=models,
               data_root=args.data_root, clip_weights=args.clip_weights, nproc=args.nproc, readme=args.readme,
