@@ -219,6 +219,8 @@ def test_a_chosen_model_list_is_compared_pairwise(tmp_path: Path) -> None:
                      "clip4clip-meanp - glscl-no-icl"]
     assert "clip-zeroshot worse than clip4clip-meanp" in text.splitlines()[2]
     assert "GLSCL: skipped, the runs lack glscl" in " ".join(doc["answer"])
+    seeds = len(groups["clip4clip-meanp"])
+    assert f"budget ({seeds} seeds per variant)" in doc["answer"][-1]  # no comparison row needed to count them
 
 
 def test_one_seed_makes_no_seed_aware_claim(tmp_path: Path) -> None:
@@ -230,6 +232,7 @@ def test_one_seed_makes_no_seed_aware_claim(tmp_path: Path) -> None:
                                     "variance cannot be estimated and no claim is made.")
     assert all(r["seed_aware"] is None and not r["significant"] for r in doc["effects"])
     assert "GLSCL: partial, the runs lack glscl-no-icl, glscl-no-idl, glscl-global-only" in text
+    assert "budget (1 seed per variant)" in doc["answer"][-1]
 
 
 def test_models_without_a_common_seed_are_refused(tmp_path: Path) -> None:

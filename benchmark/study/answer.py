@@ -186,10 +186,11 @@ def summary_lines(rows: Sequence[Mapping[str, Any]], families: Sequence[str]) ->
 
 
 def answer_lines(
-    design: StudyDesign, rows: Sequence[Mapping[str, Any]], families: Sequence[str], notes: Sequence[str]
+    design: StudyDesign, rows: Sequence[Mapping[str, Any]], families: Sequence[str], notes: Sequence[str],
+    seeds: int,
 ) -> list[str]:
     """The answer bullets: pre-specification, each family's primary and design rows, the exploratory summary,
-    planning, placement and what the study does not show."""
+    planning, placement and what the study does not show (`seeds`: the most seeds any variant has)."""
     lines = [f"Pre-specified: primary endpoint {design.primary_label}; within each family the comparisons with the "
              "full model form one Holm family, the factorial effects and the direct comparison a second ('design'), "
              "every other metric a third ('exploratory'). Claims use the seed-aware tests (training seeds and test "
@@ -202,9 +203,9 @@ def answer_lines(
     lines += summary_lines(rows, families)
     lines += placement([r for r in rows if r["test_family"] == "placement"])
     lines += list(notes)
-    seeds = {len(r["seeds"]) for r in rows} or {0}
-    lines.append(f"What this does not show: the numbers hold for this benchmark, backbone and budget ({max(seeds)} "
-                 "seed(s) per variant); they bound effects here and do not transfer magnitudes to MSR-VTT with "
+    lines.append(f"What this does not show: the numbers hold for this benchmark, backbone and budget ({seeds} "
+                 f"seed{'' if seeds == 1 else 's'} per variant); they bound effects here and do not transfer "
+                 "magnitudes to MSR-VTT with "
                  "ViT-B/32, where the published claim was made without seeds or intervals.")  # fmt: skip
     return lines
 
