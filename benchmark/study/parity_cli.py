@@ -16,11 +16,13 @@ from benchmark.study.parity import Harness, ParitySetup, ParityUsageError, check
 
 HARNESSES: dict[str, Harness] = {h.method: h for h in (parity_glscl.HARNESS, parity_glccl.HARNESS)}
 PROG = "parity"
+DESCRIPTION = ("Compare tvbench's model with a method's official code (imported from your checkout) on identical "
+               "random weights and inputs, and print the largest differences.")
 
 
 def build_parser(harness: Harness) -> argparse.ArgumentParser:
     """The options of one harness: the checkout, its setup fields (with the harness's defaults), tolerance, fixture."""
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog=PROG, description=DESCRIPTION)
     parser.add_argument("--method", choices=sorted(HARNESSES), default="glscl", help="whose parity (default glscl)")
     parser.add_argument("--official", required=True, type=Path, help=f"a checkout of {harness.repository}")
     for name, default in asdict(harness.setup).items():
@@ -34,7 +36,7 @@ def build_parser(harness: Harness) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    method = argparse.ArgumentParser(add_help=False)
+    method = argparse.ArgumentParser(prog=PROG, add_help=False)
     method.add_argument("--method", choices=sorted(HARNESSES), default="glscl")
     harness = HARNESSES[method.parse_known_args(argv)[0].method]
     parser = build_parser(harness)
