@@ -158,9 +158,10 @@ def _official_model(module: ModuleType, model: nn.Module, setup: ParitySetup) ->
     clip_state = {k.removeprefix("backbone.clip."): v.clone() for k, v in ours.items() if k.startswith("backbone.")}
     official = module.GLCCL(cross_config, clip_state, task).float()
     missing, unexpected = official.load_state_dict({official_name(n): v for n, v in ours.items()}, strict=False)
-    if unexpected or [k for k in missing if not k.startswith(OFFICIAL_UNUSED)]:
+    leftover = [k for k in missing if not k.startswith(OFFICIAL_UNUSED)]
+    if unexpected or leftover:
         raise RuntimeError(f"Weights do not map onto the official model: unexpected {unexpected[:5]}, not set "
-                           f"{[k for k in missing if not k.startswith(OFFICIAL_UNUSED)][:5]}.")
+                           f"{leftover[:5]}.")
     no_dropout(official)
     return official
 
