@@ -79,9 +79,10 @@ def reproduce(session: nox.Session) -> None:
 
 @nox.session
 def parity(session: nox.Session) -> None:
-    """tvbench's GLSCL against the official code on identical random weights: nox -s parity -- --official PATH
-    (PATH = a checkout of zchoi/GLSCL; add --write-fixture tests/fixtures/parity_glscl.json to refresh CI's copy)."""
-    session.run(_env_python(session), "-m", "benchmark.study.parity_glscl", *session.posargs, external=True,
+    """tvbench against a method's official code on identical random weights:
+    nox -s parity -- [--method glscl|glccl] --official PATH (PATH = a checkout of zchoi/GLSCL or JingXiaolun/GLCCL;
+    add --write-fixture tests/fixtures/parity_METHOD.json to refresh CI's copy)."""
+    session.run(_env_python(session), "-m", "benchmark.study.parity_cli", *session.posargs, external=True,
                 env=OFFLINE)
 
 

@@ -85,6 +85,7 @@ class GLCCLConfig(ContrastiveConfig):
     multi_grained: bool = True  # the four scores; False = `glccl-video-only` (video-sentence score alone)
     use_csc: bool = True  # False = `glccl-no-csc`
     temporal_layers: int = 4  # seqTransf, `cross_num_hidden_layers`
+    temporal_ln_eps: float = 1e-5  # seqTransf LayerNorm epsilon: CLIP's; the official module_cross has 1e-12 (parity)
     pool_temperature: float = 5.0  # GLIM softmax temperature, the default argument `temp=5`, never overridden
     aosm_temperature: float = 0.01  # X-CLIP's `/ 1e-2`
     max_words: int = 32  # L: the six mixing matrices are L x L (word-guided frames are indexed by words)
@@ -136,7 +137,7 @@ class GLCCL(ContrastiveRetrieval):
     def __init__(self, config: GLCCLConfig) -> None:
         super().__init__(config)
         self.config: GLCCLConfig = config
-        self.seq_transf = SeqTransf(self.backbone, config.temporal_layers)
+        self.seq_transf = SeqTransf(self.backbone, config.temporal_layers, config.temporal_ln_eps)
         self.sentence_video = nn.Parameter(torch.eye(self.embed_dim))  # G (`global_mat_weight`)
         self.word_frame = nn.Parameter(torch.eye(self.embed_dim)) if config.multi_grained else None  # M
         self.aosm = (

@@ -1,6 +1,6 @@
 """tvbench's `glscl` against the official GLSCL outputs stored by the parity harness (tests/fixtures/parity_glscl.json,
-written by `nox -s parity -- --official PATH --write-fixture ...` from zchoi/GLSCL@06979f8): same seed, weights and
-inputs give the official Sim1, Sim2, S, loss terms and gradient norms without the official code."""
+written by `nox -s parity -- --method glscl --official PATH --write-fixture ...` from zchoi/GLSCL@06979f8): same seed,
+weights and inputs give the official Sim1, Sim2, S, loss terms and gradient norms without the official code."""
 
 from __future__ import annotations
 
@@ -10,17 +10,18 @@ from pathlib import Path
 import pytest
 import torch
 
-from benchmark.study.parity import OfficialCodeError, check, compare, compare_many, format_table, official_import
-from benchmark.study.parity_glscl import (
-    MATRICES,
-    SCALARS,
+from benchmark.study.parity import (
+    OfficialCodeError,
     ParitySetup,
-    build_tvbench,
+    check,
+    compare,
+    compare_many,
     fixture_outputs,
+    format_table,
     make_inputs,
-    official_name,
-    tvbench_outputs,
+    official_import,
 )
+from benchmark.study.parity_glscl import MATRICES, REPOSITORY, SCALARS, build_tvbench, official_name, tvbench_outputs
 
 FIXTURE = Path(__file__).parent / "fixtures" / "parity_glscl.json"
 
@@ -28,7 +29,7 @@ FIXTURE = Path(__file__).parent / "fixtures" / "parity_glscl.json"
 def test_tvbench_matches_the_official_outputs_of_the_fixture() -> None:
     fixture = json.loads(FIXTURE.read_text())
     setup = ParitySetup(**fixture["setup"])
-    official = fixture_outputs(fixture)
+    official = fixture_outputs(fixture, (*MATRICES, *SCALARS))
     ours = tvbench_outputs(build_tvbench(setup), make_inputs(setup))
     rows = [compare(name, ours[name], official[name]) for name in (*MATRICES, *SCALARS)]
     assert check(rows, 1e-5), format_table(rows, 1e-5)
@@ -57,12 +58,12 @@ def test_table_and_official_import_helpers(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="shape"):
         compare("b", torch.ones(2), torch.ones(3))
     with pytest.raises(OfficialCodeError, match="git clone https://github.com/zchoi/GLSCL"):
-        with official_import(tmp_path, "tvr", "tvr/models/modeling.py"):
+        with official_import(tmp_path, "tvr", "tvr/models/modeling.py", REPOSITORY):
             pass
     (tmp_path / "tvr").mkdir()
     (tmp_path / "tvr" / "__init__.py").write_text("ORIGIN = 'checkout'\n")
     (tmp_path / "tvr" / "marker.py").write_text("")
-    with official_import(tmp_path, "tvr", "tvr/marker.py"):
+    with official_import(tmp_path, "tvr", "tvr/marker.py", REPOSITORY):
         import tvr
 
         assert tvr.ORIGIN == "checkout"
