@@ -36,6 +36,7 @@ class TrainConfig:
     max_words: int = 32
     train_pairs: str = "all"  # "all" captions every epoch, or "one-per-video" (a random caption of each video)
     augment: bool = False
+    freeze_backbone: bool = False  # frozen-encoder regime: only the heads train, backbone outputs are cached
     epochs: int = 5
     schedule_epochs: int | None = None  # length of the cosine schedule in epochs (None = epochs)
     batch_size: int = 128

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from benchmark.engine import weights_file
+from benchmark.engine.feature_cache import SHARED, FeatureCache, weights_digest
 
 BACKBONE_CONFIG_DIR = Path(__file__).parents[1] / "presets" / "backbones"
 open_clip.add_model_config(BACKBONE_CONFIG_DIR)
@@ -145,13 +146,22 @@ def check_backbone_name(name: str) -> None:
 FROM_CHECKPOINT = "checkpoint"
 
 
+def _meta_clip(name: str, quick_gelu: bool = False) -> open_clip.CLIP:
+    """An open_clip CLIP on the meta device: shapes only, no random draws (which take seconds at ViT-B size)."""
+    with torch.device("meta"), _quiet_random_init():
+        return open_clip.create_model(name, pretrained=None, quick_gelu=quick_gelu, device=torch.device("meta"))
+
+
+def count_parameters(name: str) -> int:
+    """Parameters of backbone `name` (both towers, embeddings and temperature), counted without building weights."""
+    check_backbone_name(name)
+    return sum(p.numel() for p in _meta_clip(name).parameters())
+
+
 def clip_skeleton(name: str, quick_gelu: bool) -> open_clip.CLIP:
     """An open_clip CLIP with uninitialised tensors, for weights that are loaded right after: built on the meta
-    device (no random draws, which take seconds at ViT-B size), then allocated; the one non-persistent buffer (the
-    text tower's causal mask) is rebuilt."""
-    with torch.device("meta"), _quiet_random_init():
-        model = open_clip.create_model(name, pretrained=None, quick_gelu=quick_gelu, device=torch.device("meta"))
-    model = model.to_empty(device="cpu")
+    device (`_meta_clip`), then allocated; the one non-persistent buffer (the text tower's causal mask) is rebuilt."""
+    model = _meta_clip(name, quick_gelu).to_empty(device="cpu")
     model.attn_mask = torch.full_like(model.attn_mask, float("-inf")).triu_(1)
     return model
 
@@ -209,6 +219,19 @@ class Backbone(nn.Module):
         self.std = tuple(getattr(visual, "image_std", None) or open_clip.OPENAI_DATASET_STD)
         self.context_length = int(self.clip.positional_embedding.shape[0])
         self.text_heads = int(self.clip.transformer.resblocks[0].attn.num_heads)
+        self._cache: FeatureCache | None = None
+        self._digest = b""
+
+    def freeze(self, cache: FeatureCache = SHARED) -> None:
+        """The frozen-encoder regime: no gradients into either tower (nor the temperature), and every frame's and
+        text's outputs computed once and then served from `cache` (keyed by these weights and the input bytes)."""
+        self.requires_grad_(False)
+        self._cache, self._digest = cache, weights_digest(self.clip)
+
+    @property
+    def frozen(self) -> bool:
+        """Whether `freeze` was called: the towers are fixed and their outputs cached."""
+        return self._cache is not None
 
     @property
     def dtype(self) -> torch.dtype:
@@ -242,10 +265,22 @@ class Backbone(nn.Module):
     def encode_frames(self, images: torch.Tensor) -> torch.Tensor:
         """[N,3,H,W] normalised images -> [N,D] [CLS] features after ln_post and the projection (not normalised),
         float32 whatever the towers' dtype."""
+        if self._cache is not None:
+            return self._cache.rows(lambda x: (self._encode_frames(x),), self._digest + b"frames", images)[0]
+        return self._encode_frames(images)
+
+    def _encode_frames(self, images: torch.Tensor) -> torch.Tensor:
         return self.clip.visual(images.to(self.dtype)).float()
 
     def encode_text(self, tokens: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """[B,L] token ids + mask -> ([B,D] [EOS] features, [B,L,D] all token states), after ln_final and projection."""
+        if self._cache is not None:
+            prefix = self._digest + f"text:{self.spec.text_padding_mask}".encode()  # the mask changes the outputs
+            eos, states = self._cache.rows(self._encode_text, prefix, tokens, mask)
+            return eos, states
+        return self._encode_text(tokens, mask)
+
+    def _encode_text(self, tokens: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         batch, length = tokens.shape
         if length > self.context_length:
             raise ValueError(f"Texts of {length} tokens exceed the backbone's context length {self.context_length}.")

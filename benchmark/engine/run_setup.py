@@ -199,6 +199,8 @@ def prepare_model_run(
     model.to(env.device)
     if train_cfg.backbone_dtype == "fp16" and env.device.type == "cuda":  # as officially: fp16 CLIP on CUDA only
         model.backbone.to_official_fp16()
+    if train_cfg.freeze_backbone:
+        model.backbone.freeze()
     video_cfg = VideoConfig.from_preprocess(
         model.backbone.clip.visual.preprocess_cfg,
         max_frames=train_cfg.max_frames, framerate=train_cfg.framerate, sampling=train_cfg.sampling,

@@ -368,6 +368,9 @@ def train_run(
                               clip_weights=clip_weights, env=env, seed=seed, select_on_test=select_on_test,
                               cache_dir=cache_dir, check=check_training if trained else lambda p: p.split("test"))
     extra = {**setup.record_extra(), "trained": trained}
+    if trained and not any(p.requires_grad for p in setup.model.parameters()):  # frozen backbone and no head
+        trained = extra["trained"] = False
+        extra["untrained_reason"] = "no parameters outside the frozen backbone: the run is its zero-shot evaluation"
     if trained:
         out_dir.mkdir(parents=True, exist_ok=True)
         selection, timing = _train(setup, out_dir, resume, max_steps, progress)
