@@ -22,7 +22,8 @@ from benchmark.registry import config_to_json, model_spec
 
 PRESET_DIR = Path(__file__).parent / "presets"
 SECTIONS = ("name", "benchmark", "data", "video", "text", "training", "eval", "backbone", "models", "study", "parity",
-            "notes")
+            "encoders", "notes")
+ENCODER_KEYS = ("backbone", "training", "models", "scale")
 PARITY_SECTIONS = ("training", "models", "notes")
 
 
@@ -108,6 +109,7 @@ class Preset:
     path: Path | None = None
     study: dict[str, Any] = field(default_factory=dict)  # the study design and its overrides (benchmark.study.design)
     parity: dict[str, dict[str, Any]] = field(default_factory=dict)  # named parity blocks (`--set parity=NAME`)
+    encoders: dict[str, dict[str, Any]] = field(default_factory=dict)  # the study's encoder axis (`encoder_presets`)
 
     @property
     def train_split(self) -> str:
@@ -121,6 +123,15 @@ class Preset:
         """The preset's training recipe with `overrides` applied (keys must be TrainConfig fields)."""
         _check_keys(overrides, TRAIN_FIELDS, "training field")
         return TrainConfig(**coerce_fields(TrainConfig, {**self.training, **overrides}))
+
+    def encoder_presets(self) -> dict[str, Preset]:
+        """The study's encoder axis: one preset per `encoders` entry (its backbone settings merged over the preset's,
+        its training fields over the preset's), or {backbone name: this preset} without an `encoders` section."""
+        if not self.encoders:
+            return {self.backbone["name"]: self}
+        return {name: dataclasses.replace(self, backbone={**self.backbone, **entry.get("backbone", {})},
+                                          training={**self.training, **entry.get("training", {})}, encoders={})
+                for name, entry in self.encoders.items()}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -169,11 +180,17 @@ def load_preset(name: str | Path) -> Preset:
         path=path,
         study=raw.get("study", {}),
         parity=raw.get("parity", {}),
+        encoders=raw.get("encoders", {}),
     )
     for mode, block in preset.parity.items():
         _check_keys(block, PARITY_SECTIONS, f"section of parity `{mode}` in {path}")
         _check_keys(block.get("training", {}), TRAIN_FIELDS, f"training field of parity `{mode}` in {path}")
-    preset.train_config()  # validate now, not at the end of a long run
+    for encoder, entry in preset.encoders.items():
+        where = f"encoders[{encoder!r}] in preset {path}"
+        _check_keys(entry, ENCODER_KEYS, f"key of {where}")
+        _check_keys(entry.get("training", {}), TRAIN_FIELDS, f"training field of {where}")
+    for variant in preset.encoder_presets().values():
+        variant.train_config()  # validate now, not at the end of a long run
     return preset
 
 

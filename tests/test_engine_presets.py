@@ -15,7 +15,7 @@ from benchmark.registry import build_model
 REAL = ["msrvtt-vitb32", "msrvtt-vitb16", "msvd-vitb32", "didemo-vitb32", "lsmdc-vitb32", "activitynet-vitb32"]
 
 
-@pytest.mark.parametrize("name", ["synthvtt", *REAL])
+@pytest.mark.parametrize("name", ["synthvtt", "synthvtt-full", *REAL])
 def test_every_preset_loads_and_resolves(name: str) -> None:
     preset = load_preset(name)
     assert name in list_presets()
@@ -23,6 +23,28 @@ def test_every_preset_loads_and_resolves(name: str) -> None:
     assert cfg.model["backbone"] == preset.backbone["name"]
     assert cfg.train.epochs >= 1 and cfg.train.batch_size >= 1
     assert preset.notes
+
+
+def test_encoder_axis_merges_backbone_and_training_and_rejects_unknown_keys(tmp_path) -> None:
+    full = load_preset("synthvtt-full")
+    axis = full.encoder_presets()
+    assert list(axis) == list(full.encoders) and len(axis) >= 2
+    small = axis["small-frozen"]
+    assert small.backbone["name"] == "tvbench-small" and small.backbone["weights"] == "pretrain"
+    assert small.train_config().freeze_backbone and not axis["tiny-finetuned"].train_config().freeze_backbone
+    assert resolve(small, "glscl").model["backbone"] == "tvbench-small" and not small.encoders
+    quick_glscl = resolve(load_preset("synthvtt"), "glscl").model  # the package recipe file of the synthvtt preset
+    assert resolve(small, "glscl").model["num_queries"] == quick_glscl["num_queries"]
+    assert list(load_preset("synthvtt").encoder_presets()) == ["tvbench-tiny"]
+    raw = json.loads(full.path.read_text())
+    raw["encoders"]["small-frozen"]["trianing"] = {}
+    (bad := tmp_path / "bad.json").write_text(json.dumps(raw))
+    with pytest.raises(KeyError, match="trianing"):
+        load_preset(bad)
+    raw["encoders"]["small-frozen"] = {"training": {"freeze_backbone": True, "epohcs": 3}}
+    bad.write_text(json.dumps(raw))
+    with pytest.raises(KeyError, match="epohcs"):
+        load_preset(bad)
 
 
 def test_official_recipe_values() -> None:

@@ -69,13 +69,14 @@ def test_cache_computes_each_row_once_and_keys_by_weights() -> None:
 
 
 @pytest.mark.parametrize("backbone", sorted(p.stem for p in BACKBONE_CONFIG_DIR.glob("*.json")))
-def test_every_shipped_backbone_runs_the_temporal_heads(backbone: str) -> None:
+@pytest.mark.parametrize("model", ["clip4clip-seqtransf", "glscl", "glccl", "xclip"])
+def test_every_shipped_backbone_runs_the_temporal_heads(backbone: str, model: str) -> None:
     # seqTransf copies the text tower's blocks onto frame features: the text width must equal the embedding size.
     torch.manual_seed(0)
-    model = build_model("glscl", backbone=backbone, clip_weights="random", num_queries=4, decoder_heads=4,
-                        decoder_ff=512)  # fmt: skip
-    size = model.backbone.image_size
-    video = model.encode_video(torch.randn(2, 3, 3, size, size), torch.ones(2, 3, dtype=torch.long))
+    extra = {"num_queries": 4, "decoder_heads": 4, "decoder_ff": 512} if model == "glscl" else {}
+    built = build_model(model, backbone=backbone, clip_weights="random", **extra)
+    size = built.backbone.image_size
+    video = built.encode_video(torch.randn(2, 3, 3, size, size), torch.ones(2, 3, dtype=torch.long))
     assert all(torch.isfinite(v).all() for v in video.values())
 
 

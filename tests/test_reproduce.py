@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from benchmark.cli import main
+from benchmark.presets import PRESET_DIR
 from benchmark.study.answer import README_END, README_START
 from benchmark.study.reproduce import GRID, RunSpec, begin_run, finished, reproduce
 from benchmark.study.run_pool import RunFailed, run_all
@@ -42,6 +43,10 @@ def test_quick_study_end_to_end_and_resume(tmp_path: Path) -> None:
     assert (study / "findings.md").read_text().startswith("What it found (1 seed per variant")
     entries = sorted(p.name for p in (tmp_path / "leaderboard-quick" / "entries" / "synthvtt").iterdir())
     assert len(entries) == len(GRID) and (tmp_path / "leaderboard-quick" / "index.html").is_file()
+    calibration = doc["calibration"]["rows"]  # one seed, 24 queries: rows fail or are not run, the table is there
+    assert {r["target"] for r in calibration} == {"1 fine-tuning matters", "2 mechanism pays", "3 power",
+                                                  "4 encoder scale"}
+    assert {r["status"] for r in calibration} <= {"fail", "not run"} and "## Benchmark calibration" in text
     record = json.loads((study / "runs" / "glscl-no-aux" / "seed0" / "record" / "run.json").read_text())
     assert record["efficiency"]["per_pair_macs"] > 0 and record["extra"]["trained"] is True
     # Resumed: only the run marked unfinished is retrained, in this process instead of a pool of two, and every
@@ -57,6 +62,41 @@ def test_quick_study_end_to_end_and_resume(tmp_path: Path) -> None:
     findings = (study / "findings.md").read_text().strip()
     assert readme.read_text() == f"# T\n\n{README_START}\n{findings}\n{README_END}\n\nrest\n"
     assert time.perf_counter() - start < 120  # generous: one quick run and the re-analysis
+
+
+def _axis_preset(tmp_path: Path, base: str, encoders: dict) -> Path:
+    raw = json.loads((PRESET_DIR / f"{base}.json").read_text())
+    path = tmp_path / f"{base}-axis.json"
+    path.write_text(json.dumps({**raw, "name": f"{base}-axis", "encoders": encoders}))
+    return path
+
+
+@pytest.mark.slow
+def test_quick_study_runs_every_encoder_of_the_axis(tmp_path: Path) -> None:
+    models = ["clip-zeroshot", "clip4clip-meanp", "glscl", "glscl-no-icl"]
+    preset = _axis_preset(tmp_path, "synthvtt", {
+        "tuned": {"models": models}, "frozen": {"training": {"freeze_backbone": True}, "models": models}})
+    report = reproduce(str(preset), out=tmp_path, quick=True)
+    runs = report.parent / "runs"
+    assert {p.name for p in runs.iterdir()} == {"tuned", "frozen"}
+    frozen = json.loads((runs / "frozen" / "clip4clip-meanp" / "seed0" / "record" / "run.json").read_text())
+    tuned = json.loads((runs / "tuned" / "clip4clip-meanp" / "seed0" / "record" / "run.json").read_text())
+    assert frozen["extra"]["trained"] is False and tuned["extra"]["trained"] is True
+    assert frozen["config"]["train"]["freeze_backbone"] and not tuned["config"]["train"]["freeze_backbone"]
+    rows = json.loads((report.parent / "report.json").read_text())["calibration"]["rows"]
+    assert {r["check"].split("]")[0] + "]" for r in rows if r["target"] != "4 encoder scale"} == {"[tuned]",
+                                                                                                   "[frozen]"}
+    ratio = next(r for r in rows if r["check"] == "parameters frozen / tuned")
+    assert ratio["value"] == 1 and ratio["status"] == "fail"  # one backbone twice: no scale
+    icl = next(r for r in rows if r["check"].startswith("interaction: (glscl-no-icl - glscl)"))
+    assert icl["status"] == "fail" and "not testable" in icl["detail"]  # one seed
+
+
+def test_an_encoder_axis_on_a_real_preset_is_refused_before_any_work(tmp_path: Path) -> None:
+    preset = _axis_preset(tmp_path, "msrvtt-vitb32", {"b32": {}, "b16": {"backbone": {"name": "ViT-B-16"}}})
+    with pytest.raises(ValueError, match="`encoders` section is supported on SynthVTT only"):
+        reproduce(str(preset), out=tmp_path / "out", data_root=tmp_path, clip_weights=tmp_path / "w.safetensors")
+    assert not (tmp_path / "out").exists()
 
 
 def _reproduce_cli(*args: str) -> subprocess.CompletedProcess:

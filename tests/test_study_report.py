@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -16,8 +17,11 @@ from benchmark.metrics import evaluate_scores
 from benchmark.presets import load_preset
 from benchmark.runs import RunRecord
 from benchmark.study.answer import README_END, README_START, findings_markdown, splice_readme
+from benchmark.study.calibration import Row, calibration_table
+from benchmark.study.design import load_design
 from benchmark.study.report import sampling_units as report_clusters
 from benchmark.study.report import step_timing_rows, step_timing_table, write_study_report
+from benchmark.study.variants import Variant
 from leaderboard.stats import StatsSettings
 
 N = 300
@@ -94,13 +98,14 @@ def _logs(tmp: Path, groups: dict[str, list[RunRecord]]) -> dict[str, list[Path]
 
 
 def _write(tmp: Path, groups: dict[str, list[RunRecord]], split: Split, preset_name: str = "synthvtt",
-           **study: object) -> tuple[str, dict]:
+           calibration: tuple[Row, ...] = (), **study: object) -> tuple[str, dict]:
     preset = load_preset(preset_name)
     preset = dataclasses.replace(preset, benchmark="toy", study={**preset.study, **study})
     out = tmp / "study"
     out.mkdir(exist_ok=True)
     md = write_study_report(out, preset, groups, split, data_root=tmp, paper_costs={}, quick=False,
-                            leaderboard=tmp / "lb", seconds=1.0, settings=FAST, train_logs=_logs(tmp, groups))
+                            leaderboard=tmp / "lb", seconds=1.0, settings=FAST, train_logs=_logs(tmp, groups),
+                            calibration=calibration)  # fmt: skip
     return md.read_text(), json.loads((out / "report.json").read_text())
 
 
@@ -179,7 +184,9 @@ def test_report_files_figures_and_keys(full_study: tuple[str, dict, Path]) -> No
     html = (out / "report.html").read_text()
     assert html.count("data:image/png;base64,") == 3
     assert {"schema", "schema_version", "question", "preset", "quick", "n_queries", "n_videos", "design", "stats",
-            "verdict", "placement", "summary", "answer", "variants", "effects", "subsets", "paper_costs"} <= set(doc)
+            "verdict", "placement", "summary", "answer", "variants", "effects", "subsets", "calibration",
+            "paper_costs"} <= set(doc)
+    assert doc["calibration"] is None and "Benchmark calibration" not in text  # no table given: none written
     row = _row(doc, "glscl-no-aux - glscl", "primary")
     assert {"family", "test_family", "contrast", "label", "kind", "weights", "direction", "metric",
             "higher_is_better", "values", "estimate", "seeds", "n_queries", "query_only", "seed_aware",
@@ -190,6 +197,23 @@ def test_report_files_figures_and_keys(full_study: tuple[str, dict, Path]) -> No
     assert {"margin", "p_tost", "p_tost_holm", "p_beyond", "p_beyond_holm", "conclusion"} <= set(row["equivalence"])
     assert "### Which variance each number includes" in text and "## Training curves" in text
     assert (out / "findings.md").read_text().strip() == findings_markdown(doc)
+
+
+def test_calibration_table_in_report_md_and_json(tmp_path: Path) -> None:
+    split = _split()
+    groups = _study(split)
+    runs = {m: Variant(m, tuple(records)) for m, records in groups.items()}
+    subsets = {"kind: two-phase": np.arange(N) < 100, "all": np.ones(N, dtype=bool)}
+    rows = calibration_table({"toy": runs}, subsets, {"toy": 1000}, load_design(load_preset("synthvtt")))
+    text, doc = _write(tmp_path, groups, split, calibration=tuple(rows))
+    assert "## Benchmark calibration (DESIGN targets)" in text
+    table = re.sub(" +", " ", text.split("## Benchmark calibration (DESIGN targets)")[1].split("\n## ")[0])
+    assert "| 1 fine-tuning matters | clip4clip-meanp - clip-zeroshot |" in table and "| pass |" in table
+    assert "| 3 power |" in table and "| fail |" in table and "| not run |" in table  # 300 queries, 3 seeds
+    assert [r["check"] for r in doc["calibration"]["rows"]] == [r.check for r in rows]
+    meanp = doc["calibration"]["rows"][0]
+    assert meanp["status"] == "pass" and meanp["value"] == pytest.approx(rows[0].value)
+    assert doc["calibration"]["summary"].endswith("not run).") and "seed_aware" in doc["calibration"]["test"]
 
 
 def test_both_families_side_by_side(tmp_path: Path) -> None:

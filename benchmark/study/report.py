@@ -27,6 +27,9 @@ from benchmark.study.answer import (
     summary_lines,
     verdict,
 )
+from benchmark.study.calibration import TEST as CALIBRATION_TEST
+from benchmark.study.calibration import Row as CalibrationRow
+from benchmark.study.calibration import summary as calibration_summary
 from benchmark.study.design import StudyDesign, load_design, plan_contrasts
 from benchmark.study.document import Bullets, Figure, Heading, Paragraph, Report, Table, to_html, to_markdown
 from benchmark.study.effects import QUERIES_ONLY, estimate_effects
@@ -145,28 +148,13 @@ def step_timing_table(rows: Sequence[dict[str, Any]]) -> Table:
                  "cpu_process_peak_rss = the process's peak resident memory since it started (loading included).")
 
 
-def calibration_lines(
-    summaries: Mapping[str, dict], breakdown: Sequence[dict], n_queries: int, n_videos: int
-) -> list[str]:
-    """The DESIGN targets for SynthVTT, checked against this run's numbers (facts, not judgements)."""
-    lines = []
-    mean = {name: s["t2v"]["mean"]["R@1"] for name, s in summaries.items()}
-    chance = 100 / n_videos
-    if "clip-zeroshot" in mean:
-        lines.append(f"Zero-shot t2v R@1 {mean['clip-zeroshot']:.1f}% vs chance {chance:.2f}% "
-                     f"({'above' if mean['clip-zeroshot'] > 3 * chance else 'NOT clearly above'} chance).")
-    if "clip4clip-meanp" in mean:
-        inside = 20 <= mean["clip4clip-meanp"] <= 70
-        lines.append(f"Fine-tuned CLIP4Clip-meanP t2v R@1 {mean['clip4clip-meanp']:.1f}% "
-                     f"({'inside' if inside else 'OUTSIDE'} the 20-70% target).")
-    by_name = {row["name"]: row for row in breakdown}
-    for subset in ("kind: two-phase", "in a reversed twin pair"):
-        if {"clip4clip-meanp", "clip4clip-seqtransf"} <= by_name.keys() and subset in by_name["clip4clip-meanp"]:
-            a, b = by_name["clip4clip-meanp"][subset], by_name["clip4clip-seqtransf"][subset]
-            lines.append(f"{subset}: mean pooling {a:.1f}% vs seqTransf {b:.1f}% "
-                         f"({'temporal model ahead' if b > a else 'temporal model NOT ahead'}).")
-    lines.append(f"Test queries: {n_queries} (one query is {100 / n_queries:.2f} points of t2v R@1).")
-    return lines
+def calibration_table(rows: Sequence[CalibrationRow]) -> Table:
+    """The DESIGN targets checked on this study's runs: one line per check with its number and pass / fail."""
+    body = [[r.target, r.check, "" if r.value is None else f"{r.value:.2f}", r.threshold, r.status, r.detail]
+            for r in rows]  # fmt: skip
+    return Table(["target", "check", "value", "threshold", "status", "detail"], body,
+                 f"{calibration_summary(rows)} Value: points of t2v R@1 (a ratio for the parameter row). Test: "
+                 f"{CALIBRATION_TEST}.")  # fmt: skip
 
 
 def sampling_units(test_split: Any) -> dict[str, np.ndarray | None]:
@@ -204,8 +192,10 @@ def write_study_report(
     seconds: float,
     settings: StatsSettings | None = None,
     train_logs: Mapping[str, Sequence[Path]] | None = None,
+    calibration: Sequence[CalibrationRow] = (),
 ) -> Path:
-    """Write report.md, report.html, report.json, findings.md and the figures into `study_dir`; returns report.md."""
+    """Write report.md, report.html, report.json, findings.md and the figures into `study_dir`; returns report.md.
+    `calibration`: the rows of the SynthVTT calibration table (`benchmark.study.calibration`), if any."""
     settings = settings or StatsSettings()
     design = load_design(preset)
     variants = {name: Variant(name, tuple(records)) for name, records in groups.items()}
@@ -282,8 +272,8 @@ def write_study_report(
         report.add(Heading("Where the differences are (t2v R@1 by subset, mean over seeds)"),
                    Table(["variant", *names], [[row["name"], *(f"{row.get(s, float('nan')):.1f}" for s in names)]
                                                for row in breakdown]))  # fmt: skip
-        report.add(Heading("Benchmark calibration (DESIGN targets)"),
-                   Bullets(calibration_lines(summaries, breakdown, len(test_split.texts), len(test_split.videos))))
+    if calibration:
+        report.add(Heading("Benchmark calibration (DESIGN targets)"), calibration_table(calibration))
     report.add(Heading("Cost"), cost_table(groups, paper_costs))
     timings = step_timing_rows(groups)
     if timings:
@@ -305,6 +295,8 @@ def write_study_report(
                   "two_level_bootstrap": "seeds, then query units, with replacement"},
         "verdict": verdicts, "placement": placements, "summary": summary_lines(rows, families), "answer": answer,
         "variants": list(summaries.values()), "effects": rows, "subsets": breakdown, "step_timing": timings,
+        "calibration": {"test": CALIBRATION_TEST, "summary": calibration_summary(calibration),
+                        "rows": [r.to_dict() for r in calibration]} if calibration else None,
         "paper_costs": {k: {"per_pair_macs": v["per_pair_macs"], "head_gmacs_1k": v["head_gmacs_1k"]}
                         for k, v in paper_costs.items()},
     }  # fmt: skip

@@ -1,7 +1,8 @@
 """``tvbench reproduce``: the whole study for a preset, end to end and resumable.
 
 SynthVTT (default): generate the data, pretrain the tiny backbone, train and evaluate the grid of methods and
-GLSCL ablations over seeds, measure efficiency, fill a local leaderboard and write the study report. Real presets:
+ablations over seeds (at every encoder of the preset's `encoders` axis, when it has one), measure efficiency, fill a
+local leaderboard and write the study report with its calibration table (`benchmark.study.calibration`). Real presets:
 check every input first, print the plan and a GPU-hour estimate, then run each training under torchrun (DDP).
 `--models A,B,...` runs the grid of the chosen models instead (plugins included, with `--include`); caches
 (pretrained backbones, efficiency counts) live in the cache folder (`$XDG_CACHE_HOME/tvbench` or `--cache-dir`).
@@ -19,7 +20,7 @@ import time
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tqdm import tqdm
 
@@ -32,6 +33,9 @@ from benchmark.registry import model_spec
 from benchmark.runs import RunRecord, load_run, write_run
 from benchmark.study.gpu_hours import TrainingScale, flop_gpu_hours, flop_note
 from benchmark.study.run_pool import RUN_THREADS, run_all, usable_cpus
+
+if TYPE_CHECKING:
+    from benchmark.study.calibration import Row
 
 GRID = (
     "clip-zeroshot", "clip4clip-meanp", "clip4clip-seqtransf", "xpool",
@@ -122,7 +126,7 @@ def prepare_synthvtt(out: Path, quick: bool, preset: Preset, cache: Path) -> tup
     from benchmark.data.synthvtt import generate
     from benchmark.engine.pretrain import backbone_cache, ensure_pretrained, pretrain_config
 
-    data_root = out / "data" / ("synthvtt-quick" if quick else "synthvtt")
+    data_root = out / "data" / ("synthvtt-quick" if quick else Path(preset.data["root"]).name)
     result = generate(data_root, **(QUICK_DATA if quick else preset.data.get("generate", {})))
     print(f"SynthVTT at {data_root} ({'reused' if result.skipped else f'generated in {result.seconds:.0f} s'})")
     config = pretrain_config(preset)
@@ -300,6 +304,56 @@ def publish(records: dict[str, list[tuple[RunSpec, RunRecord]]], test_split: Any
     write_site(build_boards(root), root)
 
 
+def run_grid(specs: list[RunSpec], preset: Preset, data_root: Path, weights: str | None, sets: tuple[str, ...],
+             launch: Launch, jobs: int, costs_cache: Path) -> dict[str, list[tuple[RunSpec, RunRecord]]]:
+    """Run every cell of `specs` not finished with its key (`jobs` at a time) and attach efficiency; the records
+    grouped by model."""
+    in_process = launch.nproc is None
+    keys = [run_key(preset, spec, sets, Path(weights).name if weights else None, in_process=in_process)
+            for spec in specs]  # fmt: skip
+    pending = [RunTask(spec, key, begin_run(spec, key), preset, data_root, weights, sets, launch)
+               for spec, key in zip(specs, keys, strict=True) if not finished(spec, key)]  # fmt: skip
+    run_all(pending, run_task, jobs=jobs, label=RunTask.label, includes=launch.includes,
+            desc=f"study {preset.name} ({preset.backbone['name']})")
+    records: dict[str, list[tuple[RunSpec, RunRecord]]] = {}
+    for spec in specs:
+        record = attach_efficiency(spec.record_dir, spec.model, costs_cache)
+        records.setdefault(spec.model, []).append((spec, record))
+    return records
+
+
+def encoder_grids(preset: Preset, models: list[str] | None) -> dict[str, list[str]]:
+    """The models run at each encoder of the study (`Preset.encoder_presets`): `models` when given, else the
+    encoder entry's `models`, else GRID; every name is checked now (an unknown one names the registered models)."""
+    grids = {encoder: list(dict.fromkeys(models or preset.encoders.get(encoder, {}).get("models") or GRID))
+             for encoder in preset.encoder_presets()}  # fmt: skip
+    for model in {m for grid in grids.values() for m in grid}:
+        model_spec(model)
+    return grids
+
+
+def synthvtt_calibration(
+    preset: Preset, by_encoder: dict[str, dict[str, list[tuple[RunSpec, RunRecord]]]], test_split: Any,
+    data_root: Path,
+) -> list[Row]:
+    """The calibration table of a SynthVTT study from its runs at every encoder; the encoder-scale comparison takes
+    the entries marked `scale` (all encoders when none is)."""
+    from benchmark.engine.backbone import count_parameters
+    from benchmark.study.calibration import calibration_table
+    from benchmark.study.design import load_design
+    from benchmark.study.variants import Variant, synthvtt_subsets
+
+    encoders = preset.encoder_presets()
+    scale = [e for e, entry in preset.encoders.items() if entry.get("scale")] or list(encoders)
+    runs = {e: {m: Variant(m, tuple(r for _, r in cells)) for m, cells in grid.items()}
+            for e, grid in by_encoder.items()}  # fmt: skip
+    return calibration_table(
+        runs, synthvtt_subsets(data_root, [t.video_id for t in test_split.texts]),
+        {e: count_parameters(encoders[e].backbone["name"]) for e in scale}, load_design(preset),
+        ties=preset.eval.get("ties", "random"),
+    )  # fmt: skip
+
+
 def reproduce(
     preset_name: str = SYNTH_PRESET,
     *,
@@ -322,6 +376,7 @@ def reproduce(
     receive); `sets` are `--set` values of every run; SynthVTT runs go `jobs` at a time (default: one per usable CPU),
     one thread each. Returns the report's path. With `readme`, its "What it found"
     block (between the findings markers) is replaced by the one generated from this report."""
+    from benchmark.engine import feature_cache
     from benchmark.engine.train import LOG_FILE
     from benchmark.study.answer import splice_readme
     from benchmark.study.design import load_design
@@ -333,48 +388,51 @@ def reproduce(
     start = time.perf_counter()
     preset = load_preset(preset_name)
     load_design(preset)  # a broken study design fails before any training
-    models = list(dict.fromkeys(models or GRID))
-    for model in models:
-        model_spec(model)  # an unknown name fails now, naming the registered ones
+    grids = encoder_grids(preset, models)
     synthetic = preset.benchmark == "synthvtt"
+    if preset.encoders and not synthetic:
+        raise ValueError(f"Preset {preset.name}: an `encoders` section is supported on SynthVTT only (its runs are "
+                         "in-process); write one preset per backbone for a real benchmark.")  # fmt: skip
     if jobs is not None and not synthetic:
         raise ValueError(f"--jobs runs SynthVTT studies side by side; {preset.name} runs each training under torchrun "
                          "one at a time (use --nproc for processes per training).")
+    encoders = preset.encoder_presets()
     preset_seeds = list(preset.train_config().seeds)
     seed_list = list(range(seeds)) if seeds else preset_seeds[:1] if quick else preset_seeds
     study_dir = out / (f"{preset.name}-quick" if quick else preset.name)
-    specs = plan_runs(models, seed_list, study_dir / "runs")
     sets = QUICK_SETS if quick else tuple(sets)
     cache_root = cache_dir(cache)
+    costs_cache = cache_root / "efficiency"
     if synthetic:
-        data_root, weights = prepare_synthvtt(out, quick, preset, cache_root)
-        test_split = load_split(preset.benchmark, data_root, preset.test_split)
         launch = Launch(None, tuple(includes), keep_checkpoints)
     else:
         splits = check_real_inputs(preset, data_root, clip_weights)
         weights, test_split = str(clip_weights), splits[preset.test_split]
-        print_plan(preset, specs, splits[preset.data["train"]], nproc or 1, sets)
         launch = Launch(nproc or 1, tuple(includes), keep_checkpoints)
-    costs_cache = cache_root / "efficiency"
-    records: dict[str, list[tuple[RunSpec, RunRecord]]] = {}
-    keys = [run_key(preset, spec, sets, Path(weights).name if weights else None, in_process=synthetic)
-            for spec in specs]  # fmt: skip
-    pending = [RunTask(spec, key, begin_run(spec, key), preset, Path(data_root), weights, sets, launch)
-               for spec, key in zip(specs, keys, strict=True) if not finished(spec, key)]  # fmt: skip
-    run_all(pending, run_task, jobs=(jobs or usable_cpus()) if synthetic else 1, label=RunTask.label,
-            includes=tuple(includes), desc=f"study {preset.name}")
-    for spec in specs:
-        record = attach_efficiency(spec.record_dir, spec.model, costs_cache)
-        records.setdefault(spec.model, []).append((spec, record))
-    paper_costs = paper_setting_costs(models, costs_cache) if not quick else {}
+    by_encoder: dict[str, dict[str, list[tuple[RunSpec, RunRecord]]]] = {}
+    for encoder, variant in encoders.items():
+        specs = plan_runs(grids[encoder], seed_list, study_dir / "runs" / encoder if preset.encoders else
+                          study_dir / "runs")  # fmt: skip
+        if synthetic:
+            data_root, weights = prepare_synthvtt(out, quick, variant, cache_root)
+            test_split = load_split(preset.benchmark, data_root, preset.test_split)
+        else:
+            print_plan(variant, specs, splits[preset.data["train"]], launch.nproc or 1, sets)
+        by_encoder[encoder] = run_grid(specs, variant, Path(data_root), weights, sets, launch,
+                                       (jobs or usable_cpus()) if synthetic else 1, costs_cache)
+        feature_cache.SHARED.clear()  # in-process runs: this encoder's frozen features are not needed again
+    primary = next(iter(encoders))  # the first encoder's grid feeds the leaderboard and the study report
+    records = by_encoder[primary]
+    paper_costs = paper_setting_costs(list(records), costs_cache) if not quick else {}
     leaderboard_root = out / ("leaderboard-quick" if quick else "leaderboard")
     publish(records, test_split, leaderboard_root)
     report = write_study_report(
-        study_dir, preset, {m: [r for _, r in runs] for m, runs in records.items()}, test_split,
+        study_dir, encoders[primary], {m: [r for _, r in runs] for m, runs in records.items()}, test_split,
         data_root=Path(data_root), paper_costs=paper_costs, quick=quick, leaderboard=leaderboard_root,
         seconds=time.perf_counter() - start,
         train_logs={m: [spec.directory / LOG_FILE for spec, _ in runs if (spec.directory / LOG_FILE).is_file()]
                     for m, runs in records.items()},
+        calibration=synthvtt_calibration(preset, by_encoder, test_split, Path(data_root)) if synthetic else (),
     )  # fmt: skip
     if readme is not None:
         block = (report.parent / "findings.md").read_text(encoding="utf-8").strip()
