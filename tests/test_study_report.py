@@ -135,6 +135,13 @@ def test_the_report_starts_with_a_verdict_the_known_effects_support(full_study: 
     placement = text.splitlines()[4]
     assert placement.startswith("On this benchmark, full glscl (t2v R@1 ") and "below clip4clip-meanp" in placement
     assert "above clip-zeroshot" in placement
+    # Each comparison names its multiplicity-adjusted p: an unadjusted interval excluding 0 may still be 'not
+    # significant' after Holm, and the sentence must say why.
+    assert re.search(r"below clip4clip-meanp \([^)]*seed-aware 95% CI \[[^]]+\], (not )?significant, Holm p ",
+                     placement)
+    planning = next(line for line in doc["answer"] if line.startswith("GLSCL planning:"))
+    assert re.search(r"would need [0-9,-]+ seeds( \(no number of seeds suffices for some comparisons: their query "
+                     r"variance alone is too large\))? at \d+ queries, or ", planning), planning
 
 
 def test_seed_aware_numbers_sit_beside_query_only_ones(full_study: tuple[str, dict, Path]) -> None:

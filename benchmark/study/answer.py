@@ -101,10 +101,12 @@ def placement(rows: Sequence[Mapping[str, Any]]) -> list[str]:
         for r in sorted(group, key=lambda r: -r["estimate"] if r["higher_is_better"] else r["estimate"]):
             other = _pair(r)[1]
             side = "level with" if r["estimate"] == 0 else "below" if _worse(r) else "above"
-            test = ("significant" if r["significant"] else "not significant") if r["seed_aware"] else "no seed test"
+            sa = r["seed_aware"]
+            test = (f"{'' if r['significant'] else 'not '}significant, Holm p {fmt_p(sa.get('p_holm'))}" if sa
+                    else "no seed test")  # fmt: skip
             items.append(f"{side} {other} ({_level(r['values'][other], r['metric'])}; {r['estimate']:+.1f} "
                          f"{_unit(r['metric'])}, "
-                         f"seed-aware 95% CI {fmt_ci(r['seed_aware']['ci'] if r['seed_aware'] else None)}, {test})")
+                         f"seed-aware 95% CI {fmt_ci(sa['ci'] if sa else None)}, {test})")
         sentences.append(f"On this benchmark, full {full} ({metric} {_level(level, group[0]['metric'])}) scores "
                          + ", ".join(items) + ".")
     return sentences
@@ -158,11 +160,13 @@ def _exploratory_line(family: str, rows: Sequence[Mapping[str, Any]]) -> str:
 
 
 def _count_range(values: Sequence[int | None]) -> str:
+    """'12-36 seeds', with a note when no number of seeds suffices for some comparisons (None: more queries needed)."""
     numbers = sorted(v for v in values if v is not None)
     if not numbers:
-        return "no number of seeds"
-    text = f"{numbers[0]:,}" if numbers[0] == numbers[-1] else f"{numbers[0]:,}-{numbers[-1]:,}"
-    return text + (" (no number of seeds for some comparisons)" if len(numbers) < len(values) else "")
+        return "more queries: no number of seeds suffices"
+    text = f"{numbers[0]:,} seeds" if numbers[0] == numbers[-1] else f"{numbers[0]:,}-{numbers[-1]:,} seeds"
+    return text + (" (no number of seeds suffices for some comparisons: their query variance alone is too large)"
+                   if len(numbers) < len(values) else "")
 
 
 def planning_summary(family: str, rows: Sequence[Mapping[str, Any]]) -> str | None:
@@ -173,7 +177,7 @@ def planning_summary(family: str, rows: Sequence[Mapping[str, Any]]) -> str | No
         return None
     r, plan = plans[0]
     return (f"{family} planning: a {plan['effect']:g}-{_unit(r['metric'])[:-1]} effect on {r['direction']} "
-            f"{r['metric']} would need {_count_range([p['seeds_needed'] for _, p in plans])} seeds at "
+            f"{r['metric']} would need {_count_range([p['seeds_needed'] for _, p in plans])} at "
             f"{r['n_queries']} queries, or {_count_range([p['seeds_needed_at_planning_queries'] for _, p in plans])} "
             f"at {plan['planning_queries']:,} ({plan['planning_queries_label']}), at {plan['power']:.0%} power, "
             "assuming the seed and query variances measured here.")  # fmt: skip
