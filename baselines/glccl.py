@@ -26,6 +26,7 @@ from torch import nn
 from baselines.contrastive import ContrastiveConfig, ContrastiveRetrieval, float32_features
 from baselines.xclip import MultiGrainedAOSM, project_text, xclip_mixing_macs
 from benchmark.engine.losses import symmetric_infonce
+from benchmark.engine.pairwise import row_dots
 from benchmark.engine.temporal import SeqTransf
 from benchmark.engine.text_guided import frame_gram, pooled_sq_norms, text_guided_weights
 from benchmark.registry import register_model
@@ -134,6 +135,8 @@ class GLCCL(ContrastiveRetrieval):
     `score` does the text-guided pooling and the four scores, the only per-pair work.
     """
 
+    score_block_pairs = 1 << 9  # each pair holds [L,T] weights and dots and several [L,L] word-frame matrices
+
     def __init__(self, config: GLCCLConfig) -> None:
         super().__init__(config)
         self.config: GLCCLConfig = config
@@ -177,22 +180,21 @@ class GLCCL(ContrastiveRetrieval):
             # Video level: v_ab pooled by the sentence, [A,B,T] weights.
             alpha, sentence_dots = text_guided_weights(text["eos"], frames, frame_mask, cfg.pool_temperature, masking)
             video_norm = pooled_sq_norms(alpha, gram).clamp_min(_EPS * _EPS).sqrt()  # |v_ab|
-            g_dots = torch.einsum("ad,btd->abt", text["text_g"], frames)
+            g_dots = row_dots(text["text_g"], frames)
             video_sentence = torch.einsum("abt,abt->ab", alpha, g_dots) / video_norm
             if self.aosm is None:
                 return video_sentence[None]
-            # Frame level: u_abk pooled by token slot k, [A,L,B,T] weights -> [A,B,L,T].
+            # Frame level: u_abj pooled by token slot j, [A,L,B,T] weights; laid out for `MultiGrainedAOSM.pool`.
             beta, word_dots = text_guided_weights(text["states"], frames, frame_mask, cfg.pool_temperature, masking)
-            frame_norm = pooled_sq_norms(beta, gram).clamp_min(_EPS * _EPS).sqrt().transpose(1, 2)  # |u_abk|, [A,B,L]
-            beta, word_dots = beta.transpose(1, 2), word_dots.transpose(1, 2)
-            word_norm = text["states"].norm(dim=-1).clamp_min(_EPS)[:, None, :]  # |w_ak|
+            frame_norm = pooled_sq_norms(beta, gram).clamp_min(_EPS * _EPS).sqrt()  # |u_abj|, [A,L,B]
+            word_norm = text["states"].norm(dim=-1).clamp_min(_EPS)[:, :, None]  # |w_ak|, [A,L,1]
             text_norm = text["eos"].norm(dim=-1).clamp_min(_EPS)[:, None, None]  # |t_a|
-            video_word = torch.einsum("abt,abkt->abk", alpha, word_dots) / (video_norm[..., None] * word_norm)
-            sentence_frame = torch.einsum("abkt,abt->abk", beta, sentence_dots) / (frame_norm * text_norm)
-            m_dots = torch.einsum("akd,btd->abkt", text["words_a"], frames)  # <ŵ_ak M, f_bt>
-            word_frame = torch.einsum("abkt,abjt->abkj", m_dots, beta) / frame_norm[:, :, None, :]
-            valid = text["word_mask"].bool()[:, None, :]  # word-guided frames are indexed by token slots too
-            pooled = self.aosm.pool(video_word, sentence_frame, word_frame, valid, valid)
+            video_word = torch.einsum("akbt,abt->akb", word_dots, alpha) / (video_norm[:, None, :] * word_norm)
+            sentence_frame = torch.einsum("ajbt,abt->ajb", beta, sentence_dots) / (frame_norm * text_norm)
+            m_dots = row_dots(text["words_a"].flatten(0, 1), frames).view(beta.shape)  # <ŵ_ak M, f_bt>, [A,L,B,T]
+            word_frame = torch.einsum("akbt,ajbt->jakb", m_dots, beta) / frame_norm.transpose(0, 1)[:, :, None, :]
+            valid = text["word_mask"].bool()  # word-guided frames are indexed by token slots too
+            pooled = self.aosm.pool(video_word, sentence_frame.transpose(0, 1), word_frame, valid, valid.t()[:, :, None])
             return torch.stack((video_sentence, *pooled))
 
     def score(self, text_feats: Features, video_feats: Features) -> torch.Tensor:

@@ -11,6 +11,7 @@ reproduces the released code, where padded word positions take part).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -19,6 +20,7 @@ from torch import nn
 
 from baselines.contrastive import ContrastiveConfig, ContrastiveRetrieval
 from baselines.meanpool import mean_pool_frames
+from benchmark.engine.pairwise import position_dots, softmax, weighted_sum
 from benchmark.engine.temporal import SeqTransf
 from benchmark.registry import register_model
 from benchmark.retrieval_model import Features
@@ -37,7 +39,9 @@ def xclip_mixing_macs(words: int, frames: int) -> int:
 class AOSM(nn.Module):
     """Attention over a similarity vector: Σ_j x_j [softmax(x/τ) U]_j over valid j, U learnable (identity init).
 
-    Runs in float32 with autocast off: τ = 0.01 saturates the softmax, which half precision cannot represent.
+    Computed as Σ_i softmax(x/τ)_i [U x]_i (the same sum regrouped), so the mixing is one matrix product along the
+    aggregated dimension of a whole block. Runs in float32 with autocast off: τ = 0.01 saturates the softmax, which
+    half precision cannot represent.
     """
 
     def __init__(self, size: int, temperature: float) -> None:
@@ -46,9 +50,11 @@ class AOSM(nn.Module):
         self.temperature = temperature
         self.mix = nn.Parameter(torch.eye(size))
 
-    def forward(self, sims: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-        """[..., n] similarities + boolean validity broadcastable to them -> [...] aggregated similarity."""
-        n = sims.shape[-1]
+    def forward(self, sims: torch.Tensor, valid: torch.Tensor, dim: int = -1) -> torch.Tensor:
+        """Similarities aggregated along `dim` -> that dimension removed; `valid` is a boolean mask broadcastable to
+        `sims`. Fastest when `dim` is not the last one (the mixing is then one batched product over the items)."""
+        dim = dim % sims.ndim
+        n = sims.shape[dim]
         if n > self.size:
             raise ValueError(
                 f"AOSM (X-CLIP's attention over similarities) got {n} entries but was built for at most {self.size}; "
@@ -56,9 +62,16 @@ class AOSM(nn.Module):
             )
         with torch.autocast(device_type=sims.device.type, enabled=False):
             sims = sims.float()
-            logits = (sims / self.temperature).masked_fill(~valid, torch.finfo(torch.float32).min)
-            weights = logits.softmax(dim=-1) @ self.mix[:n, :n].float()
-            return (sims.masked_fill(~valid, 0.0) * weights).sum(dim=-1)
+            mix = self.mix[:n, :n].float()
+            logits, kept = sims, sims
+            if not bool(valid.all()):
+                logits = sims.masked_fill(~valid, torch.finfo(torch.float32).min)
+                kept = sims.masked_fill(~valid, 0.0)
+            if dim == sims.ndim - 1:
+                mixed = kept @ mix.t()
+            else:
+                mixed = (mix @ kept.reshape(math.prod(sims.shape[:dim]), n, -1)).view(sims.shape)
+            return weighted_sum(softmax(logits, dim, self.temperature), mixed, dim)
 
 
 class MultiGrainedAOSM(nn.Module):
@@ -82,14 +95,19 @@ class MultiGrainedAOSM(nn.Module):
         word_valid: torch.Tensor,
         frame_valid: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """[t,v,L] video-word, [t,v,F] sentence-frame and [t,v,L,F] word-frame similarities, with boolean validity
-        broadcastable to [t,v,L] and [t,v,F] -> the video-word, sentence-frame and frame-word scores, each [t,v]."""
-        per_frame = self.words_per_frame(word_frame.transpose(-1, -2), word_valid[..., None, :])  # r, [t,v,F]
-        per_word = self.frames_per_word(word_frame, frame_valid[..., None, :])  # c, [t,v,L]
+        """The video-word, sentence-frame and frame-word scores, each [A,B], of a block of A texts and B videos.
+
+        Inputs are laid out so that every AOSM aggregates over a leading dimension (one batched product per mixing):
+        [A,L,B] video-word, [F,A,B] sentence-frame and [F,A,L,B] word-frame similarities, the [A,L] word validity and a
+        frame validity broadcastable to [F,A,B] (X-CLIP's frames belong to videos, [F,1,B]; GLCCL's to texts, [F,A,1]).
+        """
+        words = word_valid[:, :, None]  # [A,L,1]
+        per_frame = self.words_per_frame(word_frame, words[None], dim=2)  # r, [F,A,B]
+        per_word = self.frames_per_word(word_frame, frame_valid[:, :, None, :], dim=0)  # c, [A,L,B]
         return (
-            self.video_word(video_word, word_valid),
-            self.sentence_frame(sentence_frame, frame_valid),
-            0.5 * (self.frame_aggregate(per_frame, frame_valid) + self.word_aggregate(per_word, word_valid)),
+            self.video_word(video_word, words, dim=1),
+            self.sentence_frame(sentence_frame, frame_valid, dim=0),
+            0.5 * (self.frame_aggregate(per_frame, frame_valid, dim=0) + self.word_aggregate(per_word, words, dim=1)),
         )
 
 
@@ -130,15 +148,24 @@ class XClipHead(MultiGrainedAOSM):
         }
 
     def score(self, text_feats: Features, video_feats: Features) -> torch.Tensor:
-        """[n_text, n_video] mean of the four X-CLIP similarities (unscaled; the loss applies λ_s)."""
+        """[n_text, n_video] mean of the four X-CLIP similarities (unscaled; the loss applies λ_s).
+
+        A block of A texts and B videos: two products with the pooled videos, and one pass over the frames that gives
+        the sentence-frame dots and M, laid out [T,A,L,B] so that every AOSM runs over a leading dimension.
+        """
         words, frames, video = text_feats["words"], video_feats["frames"], video_feats["video"]
+        n_text, n_words = words.shape[:2]
+        n_video, n_frames = frames.shape[:2]
         video_sentence = text_feats["text_g"] @ video.t()
+        word_dots = (words.flatten(0, 1) @ video.t()).view(n_text, n_words, n_video)
+        queries = torch.cat([text_feats["words_a"].flatten(0, 1), text_feats["text"]])
+        by_frame = position_dots(queries, frames)  # [T, A*L + A, B]
         video_word, sentence_frame, frame_word = self.pool(
-            torch.einsum("tld,vd->tvl", words, video),
-            torch.einsum("td,vfd->tvf", text_feats["text"], frames),
-            torch.einsum("tld,vfd->tvlf", text_feats["words_a"], frames),  # M per pair, [t,v,L,T]
-            text_feats["word_mask"].bool()[:, None, :],
-            video_feats["frame_mask"].bool()[None, :, :],
+            word_dots,
+            by_frame[:, n_text * n_words :],
+            by_frame[:, : n_text * n_words].view(n_frames, n_text, n_words, n_video),  # M, [T,A,L,B]
+            text_feats["word_mask"].bool(),
+            video_feats["frame_mask"].bool().t()[:, None, :],
         )
         return (video_sentence + video_word + sentence_frame + frame_word) / 4
 
@@ -162,6 +189,8 @@ class XClipConfig(ContrastiveConfig):
 )
 class XClip(ContrastiveRetrieval):
     """seqTransf video pooling plus X-CLIP's multi-grained head; trained with InfoNCE over all batch pairs."""
+
+    score_block_pairs = 1 << 11  # each pair holds several [T, L] matrices (M, its softmaxes and mixes)
 
     def __init__(self, config: XClipConfig) -> None:
         super().__init__(config)

@@ -19,6 +19,9 @@ class RetrievalModel(nn.Module, ABC):
     """A text-video retrieval method: the four contract methods plus the parameter split the trainer needs."""
 
     trainable: bool = True
+    # Text-video pairs per score() call when a gallery is streamed in blocks (videos per block = this / texts): bounds
+    # score()'s per-pair intermediates. Heads with large per-pair work (X-CLIP's word x frame matrices) lower it.
+    score_block_pairs: int = 1 << 16
 
     def active_loss_terms(self) -> list[str]:
         """Names of the loss terms this configuration puts in the graph (recorded in run records)."""

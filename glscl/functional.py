@@ -4,7 +4,8 @@ Pure tensors in and out. Quirk numbers (#n) refer to `glscl_official_code.md` §
 code (zchoi/GLSCL@06979f8). Pairwise functions never build an [A,B,T,D] or [A,B,D] tensor: the text-conditioned video
 feature v_ab = sum_i w_abi f_bi enters Sim1 only through <t_a, v_ab> = sum_i w_abi <t_a, f_bi> and
 |v_ab|^2 = w_ab^T (F_b F_b^T) w_ab (`benchmark.engine.text_guided`), so the largest intermediate is the [A,B,T] weight
-tensor.
+tensor. The frame dots are one matrix product over the block's flattened frames, the forms one product batched over
+videos, and Sim2 one product of flattened unit concepts.
 """
 
 from __future__ import annotations
@@ -60,17 +61,21 @@ def global_interaction(
     return numerator / (t_norm[:, None] * v_norm)
 
 
-def local_similarity(text_concepts: torch.Tensor, video_concepts: torch.Tensor) -> torch.Tensor:
-    """Sim2[a,b] = (1/Q) sum_q cos(t_aq, v_bq): only matching query indices meet. [A,Q,D] x [B,Q,D] -> [A,B]."""
+def local_similarity(text_concepts: torch.Tensor, video_concepts: torch.Tensor, unit: bool = False) -> torch.Tensor:
+    """Sim2[a,b] = (1/Q) sum_q cos(t_aq, v_bq): only matching query indices meet. [A,Q,D] x [B,Q,D] -> [A,B].
+
+    One matrix product of the flattened unit concepts; `unit=True` says both inputs are unit vectors already (as the
+    model's encoders store them), so they are not normalised again.
+    """
     if text_concepts.shape[1:] != video_concepts.shape[1:]:
         raise ValueError(
             f"Text and video concepts must share [Q,D]; got {tuple(text_concepts.shape[1:])} "
             f"and {tuple(video_concepts.shape[1:])}."
         )
     queries = text_concepts.shape[1]
-    t = F.normalize(text_concepts, dim=-1)
-    v = F.normalize(video_concepts, dim=-1)
-    return torch.einsum("aqd,bqd->ab", t, v) / queries
+    t = text_concepts if unit else F.normalize(text_concepts, dim=-1)
+    v = video_concepts if unit else F.normalize(video_concepts, dim=-1)
+    return (t.flatten(1) @ v.flatten(1).t()) / queries
 
 
 def intra_diversity_loss(concepts: torch.Tensor, margin: float = 0.1) -> torch.Tensor:

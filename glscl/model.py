@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
 from benchmark.engine.clip_model import ClipRetrievalModel, RetrievalConfig
 from benchmark.engine.losses import symmetric_infonce
@@ -142,7 +143,8 @@ class GLSCL(ClipRetrievalModel):
     """CLIP + seqTransf + parameter-free GIM + shared local interaction module, trained with InfoNCE, ICL and IDL.
 
     Per item, `encode_*` run the temporal module and the decoder once; `score` only does the GIM and concept dot
-    products, so a 1k x 1k matrix never re-runs the decoder per pair (#14).
+    products, so a 1k x 1k matrix never re-runs the decoder per pair (#14). A block of texts meets a block of videos
+    in three matrix products (frame dots, the batched Gram forms, flattened concepts) plus [A,B,T] elementwise work.
     """
 
     def __init__(self, config: GLSCLConfig) -> None:
@@ -171,24 +173,28 @@ class GLSCL(ClipRetrievalModel):
         return self.config.loss_terms()
 
     def encode_video(self, frames: torch.Tensor, frame_mask: torch.Tensor) -> Features:
-        """Frames -> seqTransf features (+ their Gram, for the GIM) and video concepts, once per video."""
+        """Frames -> seqTransf features (+ their Gram, for the GIM) and unit video concepts, once per video.
+
+        Concepts are stored L2-normalised: Sim2, ICL and IDL all use them only as unit vectors.
+        """
         temporal = self.temporal(self.frame_features(frames), frame_mask)
         feats: Features = {}
         if self.config.use_global:
             feats.update(frames=temporal, frame_mask=frame_mask, frame_gram=frame_gram(temporal))
         if self.local is not None:
             padding = _padding(frame_mask, self.config.decoder_key_padding_mask)
-            feats["concepts"] = self.local.video_concepts(temporal, padding)
+            feats["concepts"] = F.normalize(self.local.video_concepts(temporal, padding), dim=-1)
         return feats
 
     def encode_text(self, tokens: torch.Tensor, mask: torch.Tensor) -> Features:
-        """Tokens -> raw [EOS] feature (for the GIM) and text concepts from all token states, once per text."""
+        """Tokens -> raw [EOS] feature (for the GIM) and unit text concepts from all token states, once per text."""
         eos, states = self.backbone.encode_text(tokens, mask)
         feats: Features = {}
         if self.config.use_global:
             feats["eos"] = eos
         if self.local is not None:
-            feats["concepts"] = self.local.text_concepts(states, _padding(mask, self.config.decoder_key_padding_mask))
+            concepts = self.local.text_concepts(states, _padding(mask, self.config.decoder_key_padding_mask))
+            feats["concepts"] = F.normalize(concepts, dim=-1)
         return feats
 
     def score(self, text_feats: Features, video_feats: Features) -> torch.Tensor:
@@ -211,7 +217,7 @@ class GLSCL(ClipRetrievalModel):
             )
             if not cfg.use_local:
                 return sim1
-            sim2 = local_similarity(text_feats["concepts"], video_feats["concepts"])
+            sim2 = local_similarity(text_feats["concepts"], video_feats["concepts"], unit=True)
             return sim2 if sim1 is None else sim1 + cfg.lambda_local * sim2
 
     def losses(self, text_feats: Features, video_feats: Features, video_ids: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -12,7 +12,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import baselines  # noqa: F401  (registers the models)
 from baselines.xclip import XClipHead, xclip_dot_macs, xclip_mixing_macs
-from baselines.xpool import XPoolHead, xpool_pair_macs
+from baselines.xpool import XPoolHead, xpool_folded_pair_macs, xpool_pair_macs
+from benchmark.engine import efficiency
 from benchmark.registry import build_model, config_to_json, list_models, model_spec
 
 NAMES = ["clip-zeroshot", "clip4clip-meanp", "clip4clip-seqtransf", "xpool", "xclip"]
@@ -278,14 +279,54 @@ def test_xclip_pair_cost_matches_formula_at_full_size() -> None:
     assert abs(total / (dots + xclip_mixing_macs(words, frames)) - 1) < 0.05
 
 
-def test_xpool_pair_cost_matches_folded_formula_at_full_size() -> None:
+def test_xpool_pair_cost_matches_formulas_at_full_size() -> None:
+    """Evaluation runs the folded score (2TD + 3T^2 + 3T MACs); training with dropout the explicit 2TD + D^2 + D."""
     dim, frames = 512, 12
-    head = XPoolHead(dim).eval()
+    head = XPoolHead(dim)
     text = head.prepare_text(torch.randn(3, dim))
     video = head.prepare_video(torch.randn(5, frames, dim), torch.ones(5, frames))
-    total, _ = pair_macs(head.score, text, video)
-    assert xpool_pair_macs(dim, frames) == 274_944
-    assert abs(total / xpool_pair_macs(dim, frames) - 1) < 0.05
+    assert xpool_pair_macs(dim, frames) == 274_944 and xpool_folded_pair_macs(dim, frames) == 12_756
+    explicit, _ = pair_macs(head.train().score, text, video)
+    assert abs(explicit / xpool_pair_macs(dim, frames) - 1) < 0.05
+    with efficiency.measuring(head.eval()):  # one text and one video, repeated into chunks by pair_costs
+        one = ({k: v[:1] for k, v in text.items()}, {k: v[:1] for k, v in video.items()})
+        folded = efficiency.pair_costs(head.score, *one)["per_pair"] / 2
+    assert folded == xpool_folded_pair_macs(dim, frames)
+
+
+@pytest.mark.parametrize("heads", [1, 2])
+def test_xpool_folded_score_equals_the_explicit_pooled_vector(heads: int) -> None:
+    """Far from the identity start (large random LN, W_l, W_o), with padded and all-padded videos, the folded score
+    (no per-pair vector) equals LN3(o + W_l o) built explicitly per pair, and both equal a float64 evaluation."""
+    torch.manual_seed(heads)
+    head = XPoolHead(64, heads=heads).eval()
+    with torch.no_grad():
+        for p in head.parameters():
+            p.add_(0.5 * torch.randn_like(p))
+    text, frames = 3 * torch.randn(5, 64), 2 * torch.randn(7, 6, 64) + 1.5
+    mask = torch.ones(7, 6)
+    mask[1, 3:], mask[2, 1:], mask[3] = 0, 0, 0
+    with torch.no_grad():
+        folded = head.score(head.prepare_text(text), head.prepare_video(frames, mask))
+        explicit = head._score_explicit(head.prepare_text(text), head.prepare_video(frames, mask))
+        head.double()
+        exact = head._score_explicit(head.prepare_text(text.double()), head.prepare_video(frames.double(), mask))
+    torch.testing.assert_close(folded, explicit, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(folded.double(), exact, rtol=1e-5, atol=1e-6)
+
+
+def test_xpool_training_with_dropout_pools_each_pair_explicitly() -> None:
+    """Dropout masks each pair's W_l o, so training takes the explicit path (same numbers as before the fold)."""
+    model = build("xpool")
+    tokens, mask, frames, frame_mask = make_batch(4, seed=12)
+    model.train()
+    text, video = model.encode_text(tokens, mask), model.encode_video(frames, frame_mask)
+    torch.manual_seed(1)
+    got = model.score(text, video)
+    torch.manual_seed(1)
+    torch.testing.assert_close(got, model.head._score_explicit(text, video), rtol=0, atol=0)
+    with torch.no_grad():
+        assert not torch.allclose(got, model.eval().score(text, video))  # dropout changed the training scores
 
 
 def test_same_video_positives_switch() -> None:

@@ -9,11 +9,12 @@ import pytest
 import torch
 
 from benchmark.cli import main
-from benchmark.engine import efficiency
+from benchmark.engine import efficiency, latency
 from benchmark.registry import build_model
 
 D, T, L, K = 512, 12, 32, 8
-TINY = ["--backbone", "tvbench-tiny", "--frames", "4", "--words", "8", "--gallery", "10,100", "--min-run-time", "0.01"]
+TINY = ["--backbone", "tvbench-tiny", "--frames", "4", "--words", "8", "--gallery", "10,100", "--min-run-time", "0.01",
+        "--query-blocks", "1,4"]
 
 
 def _random(*shape: int) -> torch.Tensor:
@@ -48,7 +49,8 @@ def test_xpool_head_matches_folded_formula() -> None:
         costs = efficiency.pair_costs(
             head.score, head.prepare_text(_random(1, D)), head.prepare_video(_random(1, T, D), torch.ones(1, T))
         )
-    assert costs["per_pair"] / 2 == pytest.approx(D * D + 2 * T * D + D, rel=0.05)  # baselines.md §0.4: 274,944
+    # Evaluation folds LN2, W_l and LN3 into per-video forms: 2TD + 3T^2 + 3T, not 2TD + D^2 + D (Table I's 275 G).
+    assert costs["per_pair"] / 2 == 2 * T * D + 3 * T * T + 3 * T
 
 
 def xclip_pair_cost() -> float:
@@ -113,23 +115,51 @@ def test_json_output_schema(tiny_report: dict) -> None:
     assert report["head_gmacs_1k"] == pytest.approx(128e6 / 1e9)
     assert report["published_head_flops"] is None or isinstance(report["published_head_flops"], str)
     assert [row["gallery"] for row in report["latency"]] == [10, 100]
-    assert all(row["median_ms"] > 0 and row["iqr_ms"] >= 0 for row in report["latency"])
+    for row in report["latency"]:  # every size measured on a real gallery of that size, scoring apart from encoding
+        assert row["gallery_bytes"] == row["gallery"] * report["video_bytes"]
+        assert 0 < row["score_ms"] < row["e2e_ms"] and row["floor_ms"] > 0 and row["read_gbps"] > 0
+        assert row["score_to_floor"] == pytest.approx(row["score_ms"] / row["floor_ms"])
+        assert row["floor_kernel"] in latency.READ_KERNELS
+    assert [row["queries"] for row in report["query_throughput"]] == [1, 4]
+    assert all(row["queries_per_s"] > 0 and row["gallery"] == 100 for row in report["query_throughput"])
     assert report["throughput"]["videos_per_s"] > 0 and report["throughput"]["texts_per_s"] > 0
+    assert len(report["load_average"]["start"]) == 3
     assert report["params_total"] > report["params_added"] == 0
 
 
 def test_table_output_names_units_and_device(tiny_report: dict) -> None:
     table = efficiency.format_report(tiny_report)
-    assert "MAC" in table and "FLOP" in table and "cpu" in table and "median ms" in table
+    assert "MAC" in table and "FLOP" in table and "cpu" in table and "score/floor" in table and "queries/s" in table
 
 
-def test_large_gallery_is_extrapolated_and_says_so() -> None:
+def test_a_gallery_beyond_memory_is_refused_not_extrapolated(monkeypatch: pytest.MonkeyPatch) -> None:
     model = build_model("clip4clip-meanp", backbone="tvbench-tiny", clip_weights="random")
     with efficiency.measuring(model):
         probe = efficiency.make_probe(model, frames=2, words=8)
-        small, large = efficiency.retrieval_latency(probe, [10, 100], min_run_time=0.01, max_call_s=1e-9)
-    assert "extrapolated_from" not in small and large["extrapolated_from"] == 10
-    assert large["median_ms"] > 0
+        per_video = efficiency.features_nbytes(probe.video_feats)
+        monkeypatch.setattr(latency, "available_memory_bytes", lambda: 10 * per_video)
+        assert len(latency.random_gallery(probe.video_feats, 8)["video"]) == 8
+        with pytest.raises(ValueError, match=r"100-video gallery .* \(nothing is extrapolated\)"):
+            latency.random_gallery(probe.video_feats, 100)
+
+
+def test_run_record_latency_block_passes_the_leaderboard_schema() -> None:
+    from leaderboard.schema import check_efficiency
+
+    model = build_model("clip4clip-meanp", backbone="tvbench-tiny", clip_weights="random")
+    block = efficiency.efficiency_block(model, frames=2, words=8, latency=True, galleries=(20,))
+    check_efficiency(block)
+    assert block["latency"][0]["gallery"] == 20 and block["latency"][0]["score_to_floor"] > 0
+
+
+def test_slow_query_blocks_are_skipped_and_say_so() -> None:
+    model = build_model("clip4clip-meanp", backbone="tvbench-tiny", clip_weights="random")
+    with efficiency.measuring(model):
+        probe = efficiency.make_probe(model, frames=2, words=8)
+        gallery = latency.random_gallery(probe.video_feats, 50)
+        rows = latency.batched_throughput(model, probe.text_feats, gallery, [1, 1000], max_block_s=1e-9)
+    assert rows[0]["queries_per_s"] > 0 and "queries_per_s" not in rows[1]
+    assert "over the 0 s budget" in rows[1]["skipped"]
 
 
 def test_published_head_flops_lookup(tmp_path) -> None:
@@ -150,6 +180,9 @@ def test_user_errors_exit_2_with_a_message(capsys: pytest.CaptureFixture) -> Non
     assert "Unknown model" in capsys.readouterr().err
     assert main(["efficiency", "--model", "clip4clip-meanp", *TINY[:4], "--words", "99"]) == 2
     assert "--words" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as refused:  # refused while parsing, before any work
+        main(["efficiency", "--model", "clip4clip-meanp", *TINY, "--threads", "0"])
+    assert refused.value.code == 2 and "argument --threads" in capsys.readouterr().err
     if not torch.cuda.is_available():
         assert main(["efficiency", "--model", "clip4clip-meanp", *TINY, "--device", "cuda"]) == 2
         assert "CUDA is not available" in capsys.readouterr().err

@@ -13,8 +13,9 @@ from fixtures_synth import synth_cache, synth_clip_weights, synth_root  # noqa: 
 from safetensors.torch import load_file
 
 import benchmark.engine.train as train_module
-from benchmark.engine.evaluate import encode_split, score_matrix
+from benchmark.engine.evaluate import encode_split
 from benchmark.engine.run_setup import TrainError, carve_holdout, prepare_model_run
+from benchmark.engine.scoring import score_matrix
 from benchmark.engine.train import BEST, LAST, train_run
 from benchmark.runs import load_run
 

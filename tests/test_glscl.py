@@ -115,6 +115,8 @@ def test_local_similarity_matches_only_same_query_index() -> None:
     sim = local_similarity(text, video)
     # video 0: cos q1 = 0.6, cos q2 = -1 -> -0.2; video 1: cos q1 = 0, cos q2 = 0 -> 0 (cross-index pairs ignored).
     assert torch.allclose(sim, torch.tensor([[-0.2, 0.0]]), atol=1e-6)
+    unit = torch.nn.functional.normalize
+    assert torch.allclose(local_similarity(unit(text, dim=-1), unit(video, dim=-1), unit=True), sim, atol=1e-7)
     with pytest.raises(ValueError, match="share"):
         local_similarity(text, torch.zeros(1, 3, 2))
 
@@ -229,6 +231,8 @@ def test_features_hold_item_dim_first_and_per_branch_only(model: glscl_model.GLS
         assert set(text) == {"eos", "concepts"} and set(video) == {"frames", "frame_mask", "frame_gram", "concepts"}
         assert all(x.shape[0] == 4 for x in [*text.values(), *video.values()])
         assert video["concepts"].shape == text["concepts"].shape == (4, 4, 128)
+        for concepts in (video["concepts"], text["concepts"]):  # stored unit-norm: score() never normalises again
+            torch.testing.assert_close(concepts.norm(dim=-1), torch.ones(4, 4))
         g_text, g_video = encode(tiny("glscl-global-only").eval(), batch)
         assert set(g_text) == {"eos"} and "concepts" not in g_video
         l_text, l_video = encode(tiny("glscl-local-only").eval(), batch)

@@ -1,5 +1,5 @@
 """Cost of a retrieval model measured one way for every method: parameters, FLOPs/MACs per video, text and pair, and
-query latency over galleries of precomputed videos (``tvbench efficiency``).
+query latency over galleries of precomputed videos against the memory floor (``tvbench efficiency``).
 
 FLOPs come from ``torch.utils.flop_counter.FlopCounterMode`` with the nn.MultiheadAttention fast path off and the math
 attention kernel forced, so that projections and attention products are counted on every device alike. Latency comes
@@ -13,7 +13,7 @@ import contextlib
 import csv
 import fnmatch
 import json
-import logging
+import os
 import platform
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -26,6 +26,14 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from benchmark.argtypes import positive_float, positive_int
 from benchmark.engine.clip_model import ClipRetrievalModel
+from benchmark.engine.latency import (
+    batched_throughput,
+    features_nbytes,
+    gallery_latency,
+    random_gallery,
+    repeat_features,
+    timer,
+)
 from benchmark.retrieval_model import Features
 
 PUBLISHED_CSV = Path(__file__).resolve().parents[2] / "leaderboard" / "published.csv"
@@ -105,16 +113,6 @@ def dummy_clips(model: ClipRetrievalModel, n: int, frames: int) -> tuple[torch.T
     generator = torch.Generator().manual_seed(0)
     clips = torch.randn(n, frames, 3, size, size, generator=generator)
     return clips.to(device), torch.ones(n, frames, dtype=torch.int64, device=device)
-
-
-def repeat_features(feats: Features, n: int) -> Features:
-    """Features of one item repeated into `n` items (materialised, like a real precomputed gallery)."""
-    return {key: value.repeat(n, *([1] * (value.dim() - 1))) for key, value in feats.items()}
-
-
-def features_nbytes(feats: Features) -> int:
-    """Bytes held by a feature dict."""
-    return sum(value.numel() * value.element_size() for value in feats.values())
 
 
 def parameter_counts(model: ClipRetrievalModel) -> dict[str, int]:
@@ -241,94 +239,10 @@ def device_name(device: torch.device) -> str:
     return platform.processor() or platform.machine()
 
 
-def _timer(fn: Callable[[], Any]) -> Any:
-    """A torch.utils.benchmark Timer of `fn()` on all intra-op threads (it synchronises accelerators itself)."""
-    if not torch.cuda.is_available():
-        # Importing torch.utils.benchmark loads cpp_extension, which warns "No CUDA runtime is found" on any CPU-only
-        # machine with a CUDA toolkit installed; nothing here compiles an extension, so the warning is only noise.
-        logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
-    from torch.utils.benchmark import Timer
-
-    return Timer(stmt="fn()", globals={"fn": fn}, num_threads=torch.get_num_threads())
-
-
-def time_call(fn: Callable[[], Any], min_run_time: float, max_runs: int = 8) -> tuple[float, float, int]:
-    """Median and IQR (seconds) of `fn()` and the number of timed runs (Timer.adaptive_autorange).
-
-    One explicit warm-up call first; then runs until the IQR is within 10% of the median (at least 4 runs) or about
-    `max_runs` calls' worth of time has passed.
-    """
-    timer = _timer(fn)
-    with torch.no_grad():
-        warm_up = timer.timeit(1).median
-        measurement = timer.adaptive_autorange(
-            threshold=0.1, min_run_time=min_run_time, max_run_time=max(min_run_time, max_runs * warm_up)
-        )
-    return measurement.median, measurement.iqr, len(measurement.times)
-
-
 def items_per_second(fn: Callable[[], Any], items: int, min_run_time: float) -> float:
     """Throughput of `fn()` processing `items` items (Timer.blocked_autorange; its block sizing warms up)."""
     with torch.no_grad():
-        return items / _timer(fn).blocked_autorange(min_run_time=min_run_time).median
-
-
-def query_fn(probe: Probe, gallery: Features, top_k: int, encode: bool = True) -> Callable[[], torch.Tensor]:
-    """One text-to-video query: encode the text (unless `encode` is False), score it against the precomputed
-    gallery, take the top k."""
-    model = probe.model
-
-    def run_query() -> torch.Tensor:
-        query = model.encode_text(probe.tokens, probe.mask) if encode else probe.text_feats
-        scores = model.score(query, gallery)
-        return scores[0].topk(min(top_k, scores.shape[1])).indices
-
-    return run_query
-
-
-def retrieval_latency(
-    probe: Probe,
-    galleries: Sequence[int],
-    *,
-    top_k: int = 10,
-    min_run_time: float = 0.5,
-    max_call_s: float = 0.25,
-    max_gallery_bytes: int = 2 << 30,
-) -> list[dict[str, Any]]:
-    """Latency of one query (encode_text + score against N precomputed videos + top-k) for each gallery size N.
-
-    A gallery whose scoring would take more than `max_call_s` or hold more than `max_gallery_bytes` of features is
-    not built: the scoring is timed on the largest sub-gallery n within both limits and scaled linearly,
-    t(N) = t_text + N / n * t_score(n) (IQR scaled alike); such rows carry `extrapolated_from` = n.
-    """
-    model = probe.model
-    text_s, text_iqr, _ = time_call(lambda: model.encode_text(probe.tokens, probe.mask), min_run_time)
-    probe_n = min(min(galleries), 1000)
-    probe_s, _, _ = time_call(
-        query_fn(probe, repeat_features(probe.video_feats, probe_n), top_k, encode=False), min_run_time
-    )
-    fits_time = int(max_call_s / max(probe_s, 1e-9) * probe_n)
-    fits_memory = max_gallery_bytes // features_nbytes(probe.video_feats)
-    rows = []
-    for n in sorted(galleries):
-        measured = max(probe_n, min(n, fits_time, fits_memory))
-        gallery = repeat_features(probe.video_feats, measured)
-        if measured == n:
-            median, iqr, runs = time_call(query_fn(probe, gallery, top_k), min_run_time)
-            rows.append({"gallery": n, "median_ms": median * 1e3, "iqr_ms": iqr * 1e3, "runs": runs})
-            continue
-        median, iqr, runs = time_call(query_fn(probe, gallery, top_k, encode=False), min_run_time)
-        scale = n / measured
-        rows.append(
-            {
-                "gallery": n,
-                "median_ms": (text_s + scale * median) * 1e3,
-                "iqr_ms": (text_iqr + scale * iqr) * 1e3,
-                "runs": runs,
-                "extrapolated_from": measured,
-            }
-        )
-    return rows
+        return items / timer(fn).blocked_autorange(min_run_time=min_run_time).median
 
 
 def encoding_throughput(probe: Probe, *, videos: int = 1, texts: int = 16, min_run_time: float = 0.5) -> dict:
@@ -367,6 +281,28 @@ def _split_units(flops: dict[str, float]) -> dict[str, dict[str, float]]:
     return {"flops": dict(flops), "macs": {key: value / 2 for key, value in flops.items()}}
 
 
+GALLERY_NOTE = (
+    "Latency over galleries of N videos held in memory: random features of the model's per-video shapes and dtypes "
+    "(scoring cost depends on shapes, not values), all measured, none extrapolated. score_ms = score() streamed over "
+    "the gallery in blocks plus the running top-k, for one already encoded text; e2e_ms adds encode_text; floor_ms = "
+    "reading the same gallery features once, the fastest of a sum, a max and a matrix-vector product over every "
+    "tensor (floor_kernel), on the same threads, measured in the same run, so read_gbps is this machine's read "
+    "bandwidth at that moment; score_to_floor = score_ms / floor_ms. Throughput: blocks of A queries scored together "
+    "over the largest gallery."
+)
+
+
+def _latency(probe: Probe, galleries: Sequence[int], min_run_time: float, top_k: int) -> tuple[Features, list]:
+    """(the largest gallery, latency rows of every size) for the probe's model."""
+    model = probe.model
+    gallery = random_gallery(probe.video_feats, max(galleries))
+    rows = gallery_latency(
+        model, probe.text_feats, lambda: model.encode_text(probe.tokens, probe.mask), gallery, galleries,
+        top_k=top_k, min_run_time=min_run_time,
+    )  # fmt: skip
+    return gallery, rows
+
+
 def efficiency_block(
     model: ClipRetrievalModel,
     *,
@@ -394,7 +330,7 @@ def efficiency_block(
             "device_name": device_name(device),
         }
         if latency:
-            block["latency"] = retrieval_latency(probe, galleries)
+            block["latency"] = _latency(probe, galleries, 0.5, 10)[1]
     return block
 
 
@@ -405,15 +341,23 @@ def measure(
     frames: int = 12,
     words: int = 32,
     galleries: Sequence[int] = (1000, 10000, 100000),
+    query_blocks: Sequence[int] = (1, 32, 1000),
+    max_block_s: float = 120.0,
+    top_k: int = 10,
     min_run_time: float = 0.5,
-    max_call_s: float = 0.25,
 ) -> dict[str, Any]:
-    """The full efficiency report of a built model: parameters, FLOPs/MACs, latency sweep and encoding throughput."""
+    """The full efficiency report of a built model: parameters, FLOPs/MACs, latency against the memory floor per
+    gallery size, batched query throughput over the largest gallery, and encoding throughput."""
     device = model_device(model)
+    load_start = os.getloadavg()
     with measuring(model):
         probe = make_probe(model, frames, words)
         flops = flop_costs(probe)
         published = published_head_flops(name, model.config.backbone)
+        gallery, latency = _latency(probe, galleries, min_run_time, top_k)
+        batched = batched_throughput(model, probe.text_feats, gallery, query_blocks, top_k=top_k,
+                                     max_block_s=max_block_s)  # fmt: skip
+        del gallery
         return {
             "model": name,
             "backbone": model.config.backbone,
@@ -423,14 +367,19 @@ def measure(
             "device_name": device_name(device),
             "threads": torch.get_num_threads(),
             "torch": torch.__version__,
+            "load_average": {"start": list(load_start), "end": list(os.getloadavg()), "cpus": os.cpu_count()},
             **parameter_counts(model),
             **_split_units(flops),
             "score_chunk": {"texts": SCORE_CHUNK[0], "videos": SCORE_CHUNK[1]},
             "head_gmacs_1k": head_gmacs_1k(flops["per_pair"]),
             "published_head_flops": published["value"] if published else None,
             "published_head_flops_source": published,
-            "latency": retrieval_latency(probe, galleries, min_run_time=min_run_time, max_call_s=max_call_s),
+            "video_bytes": features_nbytes(probe.video_feats),
+            "top_k": top_k,
+            "latency": latency,
+            "query_throughput": batched,
             "throughput": encoding_throughput(probe, min_run_time=min_run_time),
+            "gallery_note": GALLERY_NOTE,
             "convention": COUNTING_CONVENTION,
         }
 
@@ -469,13 +418,24 @@ def format_report(report: dict[str, Any]) -> str:
         ],
     ]
     latency = [
-        [row["gallery"], f"{row['median_ms']:.2f}", f"{row['iqr_ms']:.2f}", row.get("extrapolated_from", "measured")]
+        [f"{row['gallery']:,}", f"{row['gallery_bytes'] / 1e6:,.0f}", f"{row['score_ms']:.1f}", f"{row['e2e_ms']:.1f}",
+         f"{row['floor_ms']:.1f}", f"{row['score_to_floor']:.2f}", f"{row['read_gbps']:.1f}"]
         for row in report["latency"]
-    ]
+    ]  # fmt: skip
+    batched = [
+        [f"{row['queries']:,}", f"{row['gallery']:,}", row.get("skipped") or f"{row['queries_per_s']:.2f}",
+         "-" if "skipped" in row else f"{row['seconds']:.2f}"]
+        for row in report["query_throughput"]
+    ]  # fmt: skip
+    load = report["load_average"]
     return "\n\n".join(
         [
             tabulate(rows, headers=["quantity", "value"], tablefmt="github"),
-            tabulate(latency, headers=["gallery N", "median ms", "IQR ms", "extrapolated from"], tablefmt="github"),
+            tabulate(latency, headers=["gallery N", "MB", "score ms", "e2e ms", "floor ms", "score/floor", "read GB/s"],
+                     tablefmt="github"),  # fmt: skip
+            tabulate(batched, headers=["queries / block", "gallery N", "queries/s", "s / block"], tablefmt="github"),
+            f"load average (1 min) {load['start'][0]:.2f} at start, {load['end'][0]:.2f} at end, {load['cpus']} CPUs",
+            report["gallery_note"],
             report["convention"],
         ]
     )
@@ -514,11 +474,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where to run (default cpu)")
     parser.add_argument("--min-run-time", type=positive_float, default=0.5, help="seconds of timing per measurement")
     parser.add_argument(
-        "--max-call-s",
-        type=positive_float,
-        default=0.25,
-        help="time one query over at most this many seconds' worth of gallery, scale beyond it",
+        "--query-blocks",
+        type=parse_galleries,
+        default=[1, 32, 1000],
+        help="comma-separated numbers of queries scored together for the throughput over the largest gallery "
+        "(default 1,32,1000)",
     )
+    parser.add_argument("--max-block-s", type=positive_float, default=120.0,
+                        help="skip (and say so) a query block estimated to take longer than this (default 120)")
+    parser.add_argument("--top-k", type=positive_int, default=10, help="videos kept per query (default 10)")
+    parser.add_argument("--threads", type=positive_int, default=None,
+                        help="intra-op threads for every measurement, floor included (default: torch's, all cores); "
+                             "on a machine shared with other jobs, fewer threads than cores can be faster")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
 
 
@@ -526,6 +493,8 @@ def run(args: argparse.Namespace) -> int:
     """Build the model with random weights, measure it and print the report."""
     from benchmark.registry import build_model
 
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     model = build_model(args.model, backbone=args.backbone, clip_weights="random").to(device)
     report = measure(
@@ -534,8 +503,10 @@ def run(args: argparse.Namespace) -> int:
         frames=args.frames,
         words=args.words,
         galleries=args.gallery,
+        query_blocks=args.query_blocks,
+        max_block_s=args.max_block_s,
+        top_k=args.top_k,
         min_run_time=args.min_run_time,
-        max_call_s=args.max_call_s,
     )
     print(json.dumps(report, indent=2) if args.json else format_report(report))
     return 0

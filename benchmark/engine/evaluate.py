@@ -24,6 +24,8 @@ from benchmark.data.split import Split
 from benchmark.data.text import TextTokenizer
 from benchmark.data.video import VideoConfig
 from benchmark.engine.distributed import DistEnv, gather_in_order, init_distributed, shard_indices
+from benchmark.engine.gallery import STORAGE, open_gallery, rank_agreement, record_in_gallery, store_features
+from benchmark.engine.scoring import rank_against_gallery, score_matrix
 from benchmark.metrics import evaluate_scores
 from benchmark.runs import RunRecord, make_record, write_run
 
@@ -34,10 +36,6 @@ def _concat(parts: list[Features]) -> Features:
     if not parts:
         return {}
     return {name: torch.cat([p[name] for p in parts]) for name in parts[0]}
-
-
-def _slice(features: Features, start: int, stop: int) -> Features:
-    return {name: value[start:stop] for name, value in features.items()}
 
 
 @torch.no_grad()
@@ -80,29 +78,6 @@ def encode_split(
     return texts, videos
 
 
-@torch.no_grad()
-def score_matrix(
-    model: Any, text_feats: Features, video_feats: Features, chunk_texts: int = 256, chunk_videos: int = 256,
-    progress: bool = False,
-) -> np.ndarray:
-    """S[n_text, n_video] (float32) from `model.score` on every (text chunk, video chunk) pair."""
-    n_texts = len(next(iter(text_feats.values())))
-    n_videos = len(next(iter(video_feats.values())))
-    if chunk_texts < 1 or chunk_videos < 1:
-        raise ValueError(f"Chunk sizes must be >= 1, got {chunk_texts} x {chunk_videos}.")
-    was_training = model.training
-    model.eval()
-    scores = np.empty((n_texts, n_videos), dtype=np.float32)
-    starts = range(0, n_texts, chunk_texts)
-    for t0 in tqdm(starts, desc="score", disable=not progress, leave=False):
-        texts = _slice(text_feats, t0, t0 + chunk_texts)
-        for v0 in range(0, n_videos, chunk_videos):
-            block = model.score(texts, _slice(video_feats, v0, v0 + chunk_videos))
-            scores[t0 : t0 + chunk_texts, v0 : v0 + chunk_videos] = block.float().cpu().numpy()
-    model.train(was_training)
-    return scores
-
-
 def evaluate_split(
     model: Any,
     split: Split,
@@ -118,8 +93,15 @@ def evaluate_split(
     cache_frames: bool = False,
     num_workers: int = 0,
     progress: bool = False,
+    save_gallery: Path | None = None,
+    gallery_storage: str = "float32",
 ) -> tuple[dict[str, Any] | None, np.ndarray | None]:
-    """(metrics.evaluate_scores output, score matrix) of `model` on `split`; (None, None) on ranks other than 0."""
+    """(metrics.evaluate_scores output, score matrix) of `model` on `split`; (None, None) on ranks other than 0.
+
+    With `save_gallery`, the encoded videos are also written there as a memory-mappable gallery; with float16
+    `gallery_storage` the split is ranked again from that gallery and its agreement with float32 is recorded in the
+    gallery and returned under "gallery".
+    """
     env = env or DistEnv(0, 1, next(model.parameters()).device)
     texts, videos = encode_split(
         model, split, video_cfg, tokenizer, batch_size, env.device, env, cache_frames, num_workers, progress
@@ -127,7 +109,21 @@ def evaluate_split(
     if not env.is_main:
         return None, None
     scores = score_matrix(model, texts, videos, chunk_texts, chunk_videos, progress)
-    return evaluate_scores(scores, split.text_to_video, ties=ties, v2t=v2t), scores
+    result = evaluate_scores(scores, split.text_to_video, ties=ties, v2t=v2t)
+    if save_gallery is not None:
+        meta = {"benchmark": split.benchmark, "split": split.split, "fingerprint": split.fingerprint,
+                "video_ids": [video.id for video in split.videos]}  # fmt: skip
+        store_features(save_gallery, videos, storage=gallery_storage, meta=meta)
+        result["gallery"] = {"path": str(save_gallery), "storage": gallery_storage}
+        if gallery_storage != "float32":
+            streamed = rank_against_gallery(
+                model, texts, open_gallery(save_gallery), split.text_to_video, chunk_texts=chunk_texts,
+                chunk_videos=chunk_videos, progress=progress,
+            )  # fmt: skip
+            agreement = rank_agreement(result["ranks"]["t2v"], streamed.counts, ties)
+            record_in_gallery(save_gallery, "agreement_with_float32", agreement)
+            result["gallery"]["agreement_with_float32"] = agreement
+    return result, scores
 
 
 def evaluate_model(
@@ -149,7 +145,8 @@ def evaluate_model(
 ) -> RunRecord | None:
     """Evaluate `model` on `split` into a run record (written to `out_dir` when given); None on ranks other than 0.
 
-    `options` go to `evaluate_split` (batch_size, chunk_texts, chunk_videos, ties, v2t, env, cache_frames, ...).
+    `options` go to `evaluate_split` (batch_size, chunk_texts, chunk_videos, ties, v2t, env, cache_frames,
+    save_gallery, gallery_storage, ...).
     """
     result, scores = evaluate_split(model, split, video_cfg, tokenizer, **options)
     if result is None:
@@ -187,6 +184,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cache-dir", type=Path,
                         help="cache of pretrained backbones for --model (default $XDG_CACHE_HOME/tvbench)")
     parser.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    parser.add_argument("--save-gallery", type=Path, metavar="DIR",
+                        help="also write the encoded videos as a memory-mappable gallery folder (replaced if present)")
+    parser.add_argument("--gallery-storage", choices=STORAGE, default="float32",
+                        help="dtype of the gallery's floating features; float16 also measures and records its rank "
+                             "agreement with float32 on this split (default float32)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -212,8 +214,14 @@ def run(args: argparse.Namespace) -> int:
         save_scores=args.save_scores, command=shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]),
         batch_size=train_cfg.eval_batch_size, chunk_texts=train_cfg.chunk_texts, chunk_videos=train_cfg.chunk_videos,
         ties=setup.preset.eval.get("ties", "random"), v2t=v2t, env=env, cache_frames=setup.cache_frames,
-        num_workers=train_cfg.num_workers, progress=True,
+        num_workers=train_cfg.num_workers, progress=True, save_gallery=args.save_gallery,
+        gallery_storage=args.gallery_storage,
     )
     if record is not None:
-        print(json.dumps({"out": str(args.out), "split": split.split, "metrics": record.metrics}, indent=2))
+        summary = {"out": str(args.out), "split": split.split, "metrics": record.metrics}
+        if args.save_gallery is not None:
+            gallery = open_gallery(args.save_gallery)
+            summary["gallery"] = {"path": str(args.save_gallery), "storage": gallery.storage, "bytes": gallery.nbytes,
+                                  **{k: v for k, v in gallery.meta.items() if k == "agreement_with_float32"}}
+        print(json.dumps(summary, indent=2))
     return 0

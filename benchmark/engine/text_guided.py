@@ -2,7 +2,9 @@
 
 A query q (a sentence or a token feature) pools the frames f_1..f_T of a video with w_i = softmax_i(<q, f_i> / temp).
 The pooled feature v = sum_i w_i f_i is never materialised: its dot product with anything is a weighted sum of
-per-frame dots, and its squared norm is w^T (F F^T) w, with the Gram matrix F F^T computed once per video.
+per-frame dots, and its squared norm is w^T (F F^T) w, with the Gram matrix F F^T computed once per video. For a block
+of queries and videos, the dots are one matrix product over the flattened frames and the norms one product batched
+over videos (`benchmark.engine.pairwise`).
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
+
+from benchmark.engine.pairwise import quadratic_forms, row_dots, softmax
 
 FrameMasking = Literal["none", "after-softmax", "before-softmax"]
 FRAME_MASKINGS: tuple[str, ...] = ("none", "after-softmax", "before-softmax")
@@ -35,16 +39,16 @@ def text_guided_weights(
     """
     if masking not in FRAME_MASKINGS:
         raise ValueError(f"Frame masking must be one of {FRAME_MASKINGS}, got {masking!r}.")
-    dots = torch.einsum("...d,btd->...bt", queries, frames)
-    logits = dots / temp
+    lead = queries.shape[:-1]
+    dots = row_dots(queries.reshape(-1, queries.shape[-1]), frames).view(*lead, *frames.shape[:2])
     if masking == "none":
-        return logits.softmax(dim=-1), dots
+        return softmax(dots, dim=-1, temperature=temp), dots
     valid = frame_mask.to(torch.bool)
-    if masking == "before-softmax":
-        logits = logits.masked_fill(~valid, torch.finfo(logits.dtype).min)
-    return logits.softmax(dim=-1) * valid.to(logits.dtype), dots
+    logits = dots.masked_fill(~valid, torch.finfo(dots.dtype).min) if masking == "before-softmax" else dots
+    return softmax(logits, dim=-1, temperature=temp) * valid.to(dots.dtype), dots
 
 
 def pooled_sq_norms(weights: torch.Tensor, gram: torch.Tensor) -> torch.Tensor:
     """|sum_i w_i f_bi|^2 = w^T G_b w for [..., B, T] weights and [B,T,T] Gram matrices -> [..., B]."""
-    return (torch.einsum("...bi,bij->...bj", weights, gram) * weights).sum(dim=-1)
+    lead = weights.shape[:-2]
+    return quadratic_forms(weights.reshape(-1, *weights.shape[-2:]), gram).view(*lead, weights.shape[-2])
