@@ -193,8 +193,8 @@ class GLCCL(ContrastiveRetrieval):
             sentence_frame = torch.einsum("ajbt,abt->ajb", beta, sentence_dots) / (frame_norm * text_norm)
             m_dots = row_dots(text["words_a"].flatten(0, 1), frames).view(beta.shape)  # <ŵ_ak M, f_bt>, [A,L,B,T]
             word_frame = torch.einsum("akbt,ajbt->jakb", m_dots, beta) / frame_norm.transpose(0, 1)[:, :, None, :]
-            valid = text["word_mask"].bool()  # word-guided frames are indexed by token slots too
-            pooled = self.aosm.pool(video_word, sentence_frame.transpose(0, 1), word_frame, valid, valid.t()[:, :, None])
+            valid = text["word_mask"].bool()  # word-guided frames are indexed by token slots too: [F,A,1] validity
+            pooled = self.aosm.pool(video_word, sentence_frame.transpose(0, 1), word_frame, valid, valid.t()[..., None])
             return torch.stack((video_sentence, *pooled))
 
     def score(self, text_feats: Features, video_feats: Features) -> torch.Tensor:

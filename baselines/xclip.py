@@ -20,7 +20,7 @@ from torch import nn
 
 from baselines.contrastive import ContrastiveConfig, ContrastiveRetrieval
 from baselines.meanpool import mean_pool_frames
-from benchmark.engine.pairwise import position_dots, softmax, weighted_sum
+from benchmark.engine.pairwise import position_dots, softmax_weighted_sum
 from benchmark.engine.temporal import SeqTransf
 from benchmark.registry import register_model
 from benchmark.retrieval_model import Features
@@ -71,7 +71,7 @@ class AOSM(nn.Module):
                 mixed = kept @ mix.t()
             else:
                 mixed = (mix @ kept.reshape(math.prod(sims.shape[:dim]), n, -1)).view(sims.shape)
-            return weighted_sum(softmax(logits, dim, self.temperature), mixed, dim)
+            return softmax_weighted_sum(logits, mixed, dim, self.temperature)
 
 
 class MultiGrainedAOSM(nn.Module):

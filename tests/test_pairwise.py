@@ -37,6 +37,24 @@ def test_softmax_equals_torch_on_extreme_and_masked_logits(dim: int) -> None:
     torch.testing.assert_close(got.sum(dim), torch.ones_like(got.sum(dim)))
 
 
+@pytest.mark.parametrize("grad", [False, True])
+@pytest.mark.parametrize("dim", [0, 1, -1])
+def test_softmax_weighted_sum_equals_torch_on_extreme_and_masked_logits(dim: int, grad: bool) -> None:
+    """The in-place path (no autograd) and the autograd path both equal softmax(x / 0.01) weights times values, with
+    masked entries (the float32 minimum) out of the softmax as X-CLIP's AOSM masks them, all-masked rows uniform."""
+    sims = _random(6, 7, 5)
+    masked = torch.zeros_like(sims, dtype=torch.bool)
+    masked[0, 0, 1:], masked[1, 1, :], masked[2] = True, True, True
+    logits = sims.masked_fill(masked, torch.finfo(torch.float32).min)
+    values = _random(6, 7, 5, seed=5).requires_grad_(grad)
+    want = ((sims / 0.01).masked_fill(masked, torch.finfo(torch.float32).min).softmax(dim=dim) * values).sum(dim=dim)
+    with torch.set_grad_enabled(grad):
+        got = pairwise.softmax_weighted_sum(logits, values, dim, temperature=0.01)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+    assert got.requires_grad == grad and torch.equal(logits[3:], sims[3:])  # the logits are left untouched
+    assert torch.isfinite(got).all()
+
+
 def test_softmax_stays_off_the_denormal_slow_path() -> None:
     """Exponents 88-103 below the maximum give denormal exp() results, 10-30x slower on x86 (torch.softmax included);
     the floor avoids them. Timed against logits in [0, 1), as a ratio, so that machine load cancels."""

@@ -20,7 +20,9 @@ from benchmark.metrics import TIE_POLICIES, ScoreMatrixError, rank_counts, summa
 from benchmark.registry import build_model
 
 GLSCL_TINY = {"num_queries": 4, "decoder_heads": 4, "decoder_ff": 256, "temporal_layers": 1}
-HEADS = {"clip4clip-meanp": {}, "xpool": {}, "xclip": {}, "glscl": GLSCL_TINY}
+GLCCL_TINY = {"temporal_layers": 1, "max_words": 8}
+HEADS = {"clip4clip-meanp": {}, "xpool": {}, "xclip": {}, "glscl": GLSCL_TINY, "glccl": GLCCL_TINY,
+         "glccl-no-csc": {**GLCCL_TINY, "padding_masks": True}, "glccl-video-only": GLCCL_TINY}
 N_GALLERY, CHUNK_TEXTS, CHUNK_VIDEOS = 200, 3, 64
 # Texts 0-5 describe videos 0-5, text 6 is a second caption of video 0, text 7 describes an exact copy of video 2
 # placed at 120 (so it ties with video 2, which comes earlier), and video 3 has an exact copy at 150.

@@ -24,15 +24,11 @@ def row_dots(queries: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
 
 
 def position_dots(queries: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-    """[A,D] queries x [B,n,D] per-item rows -> [n,A,B] dot products, position-major: one product per row position
-    against its strided [B,D] view (no copy), so that reductions over positions or queries run over leading
-    dimensions with the items contiguous (fast on every backend, unlike reductions over a short last dimension)."""
-    if torch.is_grad_enabled() and (queries.requires_grad or rows.requires_grad):
-        return torch.stack([queries @ rows[:, position].t() for position in range(rows.shape[1])])
-    out = queries.new_empty(rows.shape[1], queries.shape[0], rows.shape[0])
-    for position in range(rows.shape[1]):
-        torch.mm(queries, rows[:, position].t(), out=out[position])
-    return out
+    """[A,D] queries x [B,n,D] per-item rows -> [n,A,B] dot products, position-major: one matrix product over the
+    flattened rows (as `row_dots`), then one transposing copy, so that reductions over positions or queries run over
+    leading dimensions with the items contiguous (fast on every backend, unlike reductions over a short last
+    dimension)."""
+    return row_dots(queries, rows).permute(2, 0, 1).contiguous()
 
 
 def weighted_rows(weights: torch.Tensor, mats: torch.Tensor) -> torch.Tensor:
@@ -60,9 +56,17 @@ def softmax(logits: torch.Tensor, dim: int, temperature: float = 1.0) -> torch.T
     return exps.div_(exps.sum(dim=dim, keepdim=True))
 
 
-def weighted_sum(weights: torch.Tensor, values: torch.Tensor, dim: int) -> torch.Tensor:
-    """sum(weights * values) along `dim`; without autograd the product is formed in place in `weights` (a temporary
-    the caller owns, such as a fresh softmax)."""
-    if torch.is_grad_enabled() and (weights.requires_grad or values.requires_grad):
-        return (weights * values).sum(dim=dim)
-    return weights.mul_(values).sum(dim=dim)
+def softmax_weighted_sum(
+    logits: torch.Tensor, values: torch.Tensor, dim: int, temperature: float = 1.0
+) -> torch.Tensor:
+    """sum(softmax(logits / temperature) * values) along `dim`. Without autograd the normalisation divides the reduced
+    sums instead of every weight, and the scale, floor, exp and product run in place on one temporary."""
+    if torch.is_grad_enabled() and (logits.requires_grad or values.requires_grad):
+        return (softmax(logits, dim, temperature) * values).sum(dim=dim)
+    exps = logits - logits.amax(dim=dim, keepdim=True)
+    if temperature != 1.0:
+        exps.mul_(1.0 / temperature)
+    exps.clamp_(min=EXP_FLOOR).exp_()
+    total = exps.sum(dim=dim)
+    return exps.mul_(values).sum(dim=dim).div_(total)
+
