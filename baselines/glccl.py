@@ -28,7 +28,7 @@ from baselines.xclip import MultiGrainedAOSM, project_text, xclip_mixing_macs
 from benchmark.engine.losses import symmetric_infonce
 from benchmark.engine.pairwise import row_dots
 from benchmark.engine.temporal import SeqTransf
-from benchmark.engine.text_guided import frame_gram, pooled_sq_norms, text_guided_weights
+from benchmark.engine.text_guided import frame_gram, pooled_sq_norms, weights_from_dots
 from benchmark.registry import register_model
 from benchmark.retrieval_model import Features
 
@@ -177,21 +177,28 @@ class GLCCL(ContrastiveRetrieval):
         with torch.autocast(device_type=video_feats["frames"].device.type, enabled=False):
             text, video = float32_features(text_feats), float32_features(video_feats)
             frames, frame_mask, gram = video["frames"], video["frame_mask"], video["frame_gram"]
+            # One product with the frames for all four kinds of query: [EOS] t_a, t̂G, token states w_ak and ŵ_ak M.
+            n_text = len(text["eos"])
+            queries = [text["eos"], text["text_g"]]
+            if self.aosm is not None:
+                queries += [text["states"].flatten(0, 1), text["words_a"].flatten(0, 1)]
+            dots = row_dots(torch.cat(queries), frames)  # [rows, B, T]
+            sentence_dots, g_dots = dots[:n_text], dots[n_text : 2 * n_text]
             # Video level: v_ab pooled by the sentence, [A,B,T] weights.
-            alpha, sentence_dots = text_guided_weights(text["eos"], frames, frame_mask, cfg.pool_temperature, masking)
+            alpha = weights_from_dots(sentence_dots, frame_mask, cfg.pool_temperature, masking)
             video_norm = pooled_sq_norms(alpha, gram).clamp_min(_EPS * _EPS).sqrt()  # |v_ab|
-            g_dots = row_dots(text["text_g"], frames)
             video_sentence = torch.einsum("abt,abt->ab", alpha, g_dots) / video_norm
             if self.aosm is None:
                 return video_sentence[None]
             # Frame level: u_abj pooled by token slot j, [A,L,B,T] weights; laid out for `MultiGrainedAOSM.pool`.
-            beta, word_dots = text_guided_weights(text["states"], frames, frame_mask, cfg.pool_temperature, masking)
+            word_dots, m_dots = (part.unflatten(0, text["states"].shape[:2]) for part in dots[2 * n_text :].chunk(2))
+            beta = weights_from_dots(word_dots, frame_mask, cfg.pool_temperature, masking)
             frame_norm = pooled_sq_norms(beta, gram).clamp_min(_EPS * _EPS).sqrt()  # |u_abj|, [A,L,B]
             word_norm = text["states"].norm(dim=-1).clamp_min(_EPS)[:, :, None]  # |w_ak|, [A,L,1]
             text_norm = text["eos"].norm(dim=-1).clamp_min(_EPS)[:, None, None]  # |t_a|
             video_word = torch.einsum("akbt,abt->akb", word_dots, alpha) / (video_norm[:, None, :] * word_norm)
             sentence_frame = torch.einsum("ajbt,abt->ajb", beta, sentence_dots) / (frame_norm * text_norm)
-            m_dots = row_dots(text["words_a"].flatten(0, 1), frames).view(beta.shape)  # <ŵ_ak M, f_bt>, [A,L,B,T]
+            # <ŵ_ak M, u_abj> = sum_t beta_ajbt <ŵ_ak M, f_bt>
             word_frame = torch.einsum("akbt,ajbt->jakb", m_dots, beta) / frame_norm.transpose(0, 1)[:, :, None, :]
             valid = text["word_mask"].bool()  # word-guided frames are indexed by token slots too: [F,A,1] validity
             pooled = self.aosm.pool(video_word, sentence_frame.transpose(0, 1), word_frame, valid, valid.t()[..., None])

@@ -150,18 +150,19 @@ class XClipHead(MultiGrainedAOSM):
     def score(self, text_feats: Features, video_feats: Features) -> torch.Tensor:
         """[n_text, n_video] mean of the four X-CLIP similarities (unscaled; the loss applies λ_s).
 
-        A block of A texts and B videos: two products with the pooled videos, and one pass over the frames that gives
-        the sentence-frame dots and M, laid out [T,A,L,B] so that every AOSM runs over a leading dimension.
+        A block of A texts and B videos: one product with the pooled videos (t̂G and the words), and one with the frames
+        (ŴA and t̂) that gives the sentence-frame dots and M, laid out [T,A,L,B] so that every AOSM aggregates over a
+        leading dimension.
         """
         words, frames, video = text_feats["words"], video_feats["frames"], video_feats["video"]
         n_text, n_words = words.shape[:2]
         n_video, n_frames = frames.shape[:2]
-        video_sentence = text_feats["text_g"] @ video.t()
-        word_dots = (words.flatten(0, 1) @ video.t()).view(n_text, n_words, n_video)
+        by_video = torch.cat([words.flatten(0, 1), text_feats["text_g"]]) @ video.t()  # [A*L + A, B]
         queries = torch.cat([text_feats["words_a"].flatten(0, 1), text_feats["text"]])
         by_frame = position_dots(queries, frames)  # [T, A*L + A, B]
+        video_sentence = by_video[n_text * n_words :]
         video_word, sentence_frame, frame_word = self.pool(
-            word_dots,
+            by_video[: n_text * n_words].view(n_text, n_words, n_video),
             by_frame[:, n_text * n_words :],
             by_frame[:, : n_text * n_words].view(n_frames, n_text, n_words, n_video),  # M, [T,A,L,B]
             text_feats["word_mask"].bool(),

@@ -37,15 +37,20 @@ def text_guided_weights(
     `"none"` (GLCCL's official code) leaves them in the softmax and the pool; `"after-softmax"` (GLSCL's official code)
     zeroes their weights after a softmax over all T, without renormalising; `"before-softmax"` leaves them out.
     """
+    dots = row_dots(queries.reshape(-1, queries.shape[-1]), frames).view(*queries.shape[:-1], *frames.shape[:2])
+    return weights_from_dots(dots, frame_mask, temp, masking), dots
+
+
+def weights_from_dots(dots: torch.Tensor, frame_mask: torch.Tensor, temp: float, masking: FrameMasking) -> torch.Tensor:
+    """`text_guided_weights` from query-frame dots [..., B, T] already computed (e.g. in one product shared by several
+    kinds of query)."""
     if masking not in FRAME_MASKINGS:
         raise ValueError(f"Frame masking must be one of {FRAME_MASKINGS}, got {masking!r}.")
-    lead = queries.shape[:-1]
-    dots = row_dots(queries.reshape(-1, queries.shape[-1]), frames).view(*lead, *frames.shape[:2])
     if masking == "none":
-        return softmax(dots, dim=-1, temperature=temp), dots
+        return softmax(dots, dim=-1, temperature=temp)
     valid = frame_mask.to(torch.bool)
     logits = dots.masked_fill(~valid, torch.finfo(dots.dtype).min) if masking == "before-softmax" else dots
-    return softmax(logits, dim=-1, temperature=temp) * valid.to(dots.dtype), dots
+    return softmax(logits, dim=-1, temperature=temp) * valid.to(dots.dtype)
 
 
 def pooled_sq_norms(weights: torch.Tensor, gram: torch.Tensor) -> torch.Tensor:
