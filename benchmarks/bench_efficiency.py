@@ -30,7 +30,7 @@ from benchmark.registry import build_model  # noqa: E402
 OUT = Path(__file__).resolve().parent.parent / "results" / "bench"
 TABLE_I = {"xclip": 220.9, "glscl": 1.0}  # GLSCL Table I head "FLOPs" (G), for the ratio it claims
 # One model per distinct head (the GLSCL ablations reuse GLSCL's head, X-CLIP the seqTransf encoder).
-HEADS = "clip-zeroshot,clip4clip-meanp,clip4clip-seqtransf,xpool,xclip,glscl"
+HEADS = "clip-zeroshot,clip4clip-meanp,clip4clip-seqtransf,xpool,xclip,glscl,glccl"
 
 
 def measure_all(models: list[str], args: argparse.Namespace) -> list[dict]:
