@@ -199,7 +199,8 @@ class GLCCL(ContrastiveRetrieval):
             video_word = torch.einsum("akbt,abt->akb", word_dots, alpha) / (video_norm[:, None, :] * word_norm)
             sentence_frame = torch.einsum("ajbt,abt->ajb", beta, sentence_dots) / (frame_norm * text_norm)
             # <ŵ_ak M, u_abj> = sum_t beta_ajbt <ŵ_ak M, f_bt>
-            word_frame = torch.einsum("akbt,ajbt->jakb", m_dots, beta) / frame_norm.transpose(0, 1)[:, :, None, :]
+            word_frame = torch.einsum("akbt,ajbt->jakb", m_dots, beta).contiguous()  # the AOSMs reduce over j and k
+            word_frame /= frame_norm.transpose(0, 1)[:, :, None, :]
             valid = text["word_mask"].bool()  # word-guided frames are indexed by token slots too: [F,A,1] validity
             pooled = self.aosm.pool(video_word, sentence_frame.transpose(0, 1), word_frame, valid, valid.t()[..., None])
             return torch.stack((video_sentence, *pooled))

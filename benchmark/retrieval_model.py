@@ -20,8 +20,10 @@ class RetrievalModel(nn.Module, ABC):
 
     trainable: bool = True
     # Text-video pairs per score() call when a gallery is streamed in blocks (videos per block = this / texts): bounds
-    # score()'s per-pair intermediates. Heads with large per-pair work (X-CLIP's word x frame matrices) lower it.
-    score_block_pairs: int = 1 << 16
+    # score()'s per-pair intermediates (a few [pairs, frames] tensors, tens of MB here) while keeping the number of
+    # calls, each a handful of tensor operations, small: one query meets a 100k gallery in one call. Heads with large
+    # per-pair work (X-CLIP's word x frame matrices) lower it.
+    score_block_pairs: int = 1 << 17
 
     def active_loss_terms(self) -> list[str]:
         """Names of the loss terms this configuration puts in the graph (recorded in run records)."""
