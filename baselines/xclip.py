@@ -50,9 +50,10 @@ class AOSM(nn.Module):
         self.temperature = temperature
         self.mix = nn.Parameter(torch.eye(size))
 
-    def forward(self, sims: torch.Tensor, valid: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    def forward(self, sims: torch.Tensor, valid: torch.Tensor | None, dim: int = -1) -> torch.Tensor:
         """Similarities aggregated along `dim` -> that dimension removed; `valid` is a boolean mask broadcastable to
-        `sims`. Fastest when `dim` is not the last one (the mixing is then one batched product over the items)."""
+        `sims`, or None when every entry is valid. Fastest when `dim` is not the last one (the mixing is then one
+        batched product over the items)."""
         dim = dim % sims.ndim
         n = sims.shape[dim]
         if n > self.size:
@@ -64,7 +65,7 @@ class AOSM(nn.Module):
             sims = sims.float()
             mix = self.mix[:n, :n].float()
             logits, kept = sims, sims
-            if not bool(valid.all()):
+            if valid is not None:
                 logits = sims.masked_fill(~valid, torch.finfo(torch.float32).min)
                 kept = sims.masked_fill(~valid, 0.0)
             if dim == sims.ndim - 1:
@@ -101,13 +102,14 @@ class MultiGrainedAOSM(nn.Module):
         [A,L,B] video-word, [F,A,B] sentence-frame and [F,A,L,B] word-frame similarities, the [A,L] word validity and a
         frame validity broadcastable to [F,A,B] (X-CLIP's frames belong to videos, [F,1,B]; GLCCL's to texts, [F,A,1]).
         """
-        words = word_valid[:, :, None]  # [A,L,1]
-        per_frame = self.words_per_frame(word_frame, words[None], dim=2)  # r, [F,A,B]
-        per_word = self.frames_per_word(word_frame, frame_valid[:, :, None, :], dim=0)  # c, [A,L,B]
+        words = None if bool(word_valid.all()) else word_valid[:, :, None]  # [A,L,1]; None: no masking at all
+        frames = None if bool(frame_valid.all()) else frame_valid
+        per_frame = self.words_per_frame(word_frame, None if words is None else words[None], dim=2)  # r, [F,A,B]
+        per_word = self.frames_per_word(word_frame, None if frames is None else frames[:, :, None, :], dim=0)  # c
         return (
             self.video_word(video_word, words, dim=1),
-            self.sentence_frame(sentence_frame, frame_valid, dim=0),
-            0.5 * (self.frame_aggregate(per_frame, frame_valid, dim=0) + self.word_aggregate(per_word, words, dim=1)),
+            self.sentence_frame(sentence_frame, frames, dim=0),
+            0.5 * (self.frame_aggregate(per_frame, frames, dim=0) + self.word_aggregate(per_word, words, dim=1)),
         )
 
 
