@@ -214,3 +214,21 @@ def test_official_fp16_backbone_layout_trains_in_place() -> None:
     opt.step()
     weight = backbone.clip.visual.transformer.resblocks[0].mlp.c_fc.weight
     assert opt.state[weight]["next_m"].dtype == torch.float16 and weight.dtype == torch.float16
+
+
+def test_adamw_is_fused_where_possible_and_updates_like_the_reference() -> None:
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.LayerNorm(8))
+    reference = [p.detach().clone().requires_grad_(True) for p in model.parameters()]
+    opt = make_optimizer([{"params": list(model.parameters()), "lr": 1e-2, "weight_decay": 0.2}], (0.9, 0.98), 1e-6)
+    ref = torch.optim.AdamW([{"params": reference, "lr": 1e-2, "weight_decay": 0.2}], betas=(0.9, 0.98), eps=1e-6,
+                            foreach=False)
+    assert opt.defaults["fused"] is True
+    for _ in range(5):
+        grads = [torch.randn_like(p) for p in reference]
+        for p, q, g in zip(model.parameters(), reference, grads, strict=True):
+            p.grad, q.grad = g.clone(), g.clone()
+        opt.step()
+        ref.step()
+    for p, q in zip(model.parameters(), reference, strict=True):
+        torch.testing.assert_close(p.detach(), q.detach(), rtol=1e-6, atol=1e-7)

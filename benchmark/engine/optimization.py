@@ -140,15 +140,21 @@ class BertAdam(torch.optim.Optimizer):
         return loss
 
 
+FUSED_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)  # torch's fused AdamW on CPU and CUDA
+
+
 def make_optimizer(groups: list[dict[str, Any]], betas: tuple[float, float], eps: float, kind: str = "adamw",
                    max_grad_norm: float = 1.0) -> torch.optim.Optimizer:
     """torch AdamW (decoupled weight decay scaled by the scheduled lr) or the official BertAdam over `groups`;
-    `max_grad_norm` is BertAdam's per-tensor clip."""
+    `max_grad_norm` is BertAdam's per-tensor clip. AdamW uses torch's fused kernel where every parameter allows it
+    (the same update; on CPU the per-tensor loop took ~10% of a SynthVTT step)."""
     if kind not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {kind!r}.")
     if kind == "bertadam":
         return BertAdam(groups, betas=tuple(betas), eps=eps, max_grad_norm=max_grad_norm)
-    return torch.optim.AdamW(groups, betas=tuple(betas), eps=eps)
+    params = [p for group in groups for p in group["params"]]
+    fused = all(p.device.type in ("cpu", "cuda") and p.dtype in FUSED_DTYPES for p in params)
+    return torch.optim.AdamW(groups, betas=tuple(betas), eps=eps, fused=fused or None)
 
 
 def apply_schedule(optimizer: torch.optim.Optimizer, step: int, total_steps: int, warmup_proportion: float,
