@@ -209,8 +209,8 @@ def answer_lines(
     lines += list(notes)
     lines.append(f"What this does not show: the numbers hold for this benchmark, backbone and budget ({seeds} "
                  f"seed{'' if seeds == 1 else 's'} per variant); they bound effects here and do not transfer "
-                 "magnitudes to MSR-VTT with "
-                 "ViT-B/32, where the published claim was made without seeds or intervals.")  # fmt: skip
+                 "magnitudes to MSR-VTT with ViT-B/32, where the published claim was made without seeds or "
+                 "intervals.")  # fmt: skip
     return lines
 
 
