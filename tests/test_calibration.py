@@ -7,7 +7,15 @@ import numpy as np
 from benchmark.metrics import QueryRanks
 from benchmark.presets import load_preset
 from benchmark.runs import RunRecord
-from benchmark.study.calibration import REVERSED, TWO_OBJECT, TWO_PHASE, Row, calibration_table
+from benchmark.study.calibration import (
+    REVERSED,
+    TWO_OBJECT,
+    TWO_PHASE,
+    Row,
+    calibration_table,
+    summary,
+    target_verdicts,
+)
 from benchmark.study.design import load_design
 from benchmark.study.variants import Variant
 
@@ -115,3 +123,27 @@ def test_one_encoder_leaves_scale_not_run_without_labels() -> None:
     assert rows[-1].target == "4 encoder scale" and rows[-1].status == "not run"
     assert rows[0].check == "clip4clip-meanp - clip-zeroshot" and rows[0].status == "pass"
     assert {r.target for r in rows} == {"1 fine-tuning matters", "2 mechanism pays", "3 power", "4 encoder scale"}
+
+
+def test_frozen_entries_skip_target_1_and_verdicts_name_where_targets_are_met() -> None:
+    """Target 1 is "n/a" on a frozen-encoder entry (meanP equals zero-shot there); the per-target verdicts say at
+    which encoder targets 1 and 3 are met, count the mechanism rows that pay, and judge target 4 study-wide."""
+    rows = calibration_table(_study(), SUBSETS, {"small": 8_000_000, "large": 33_000_000}, DESIGN, frozen={"small"})
+    by_check = {r.check: r for r in rows}
+    small = by_check["[small] clip4clip-meanp - clip-zeroshot"]
+    assert small.status == "n/a" and small.value is None and "frozen" in small.detail
+    assert by_check["[large] clip4clip-meanp - clip-zeroshot"].status == "pass"
+    verdicts = target_verdicts(rows)
+    assert verdicts["1 fine-tuning matters"] == "met at large"
+    assert verdicts["3 power"] == "not met"  # the GLCCL family is in the design but not in the runs
+    mechanism = [r for r in rows if r.target == "2 mechanism pays" and r.status != "not run"]
+    paid = [r for r in mechanism if r.status == "pass"]
+    assert 2 <= len(paid) < len(mechanism)  # seqTransf pays on two-phase clips at both sizes, never on reversed twins
+    assert verdicts["2 mechanism pays"] == (f"{len(paid)} of {len(mechanism)} mechanism rows pay (a row that fails is "
+                                            "a finding about the method)")
+    assert verdicts["4 encoder scale"] == "not met"  # the GLCCL interaction rows are not run
+    assert "1 n/a" in summary(rows) and "Targets: 1 fine-tuning matters: met at large" in summary(rows)
+    glscl_only = [r for r in rows if "GLCCL" not in r.check and "glccl" not in r.check]
+    assert target_verdicts(glscl_only)["3 power"] == "met at small, large"
+    assert target_verdicts(glscl_only)["4 encoder scale"] == "not met"  # no-aux and global-only did not run
+    assert target_verdicts([r for r in glscl_only if r.status != "not run"])["4 encoder scale"] == "met"

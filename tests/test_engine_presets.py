@@ -27,16 +27,21 @@ def test_every_preset_loads_and_resolves(name: str) -> None:
 
 def test_encoder_axis_merges_backbone_and_training_and_rejects_unknown_keys(tmp_path) -> None:
     full = load_preset("synthvtt-full")
-    axis = full.encoder_presets()
-    assert list(axis) == list(full.encoders) and len(axis) >= 2
+    assert list(full.encoder_presets()) == list(full.encoders) and len(full.encoders) >= 2
+    raw = json.loads(full.path.read_text())
+    raw["encoders"] = {"tiny-finetuned": {"backbone": {"name": "tvbench-tiny"}},
+                       "small-frozen": {"backbone": {"name": "tvbench-small"}, "training": {"freeze_backbone": True}}}
+    (path := tmp_path / "axis.json").write_text(json.dumps(raw))
+    axis = load_preset(path).encoder_presets()
     small = axis["small-frozen"]
     assert small.backbone["name"] == "tvbench-small" and small.backbone["weights"] == "pretrain"
+    assert small.backbone["pretrain"] == full.backbone["pretrain"]  # the preset's pretraining recipe, merged
     assert small.train_config().freeze_backbone and not axis["tiny-finetuned"].train_config().freeze_backbone
+    assert small.train_config().coef_lr == full.train_config().coef_lr
     assert resolve(small, "glscl").model["backbone"] == "tvbench-small" and not small.encoders
     quick_glscl = resolve(load_preset("synthvtt"), "glscl").model  # the package recipe file of the synthvtt preset
     assert resolve(small, "glscl").model["num_queries"] == quick_glscl["num_queries"]
     assert list(load_preset("synthvtt").encoder_presets()) == ["tvbench-tiny"]
-    raw = json.loads(full.path.read_text())
     raw["encoders"]["small-frozen"]["trianing"] = {}
     (bad := tmp_path / "bad.json").write_text(json.dumps(raw))
     with pytest.raises(KeyError, match="trianing"):

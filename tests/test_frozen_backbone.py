@@ -80,9 +80,10 @@ def test_every_shipped_backbone_runs_the_temporal_heads(backbone: str, model: st
     assert all(torch.isfinite(v).all() for v in video.values())
 
 
-def test_parameter_count_matches_a_built_model_and_small_is_four_times_tiny() -> None:
+def test_parameter_count_matches_a_built_model_and_sizes_step_by_four() -> None:
     tiny = Backbone(BackboneSpec("tvbench-tiny"), allow_random=True)
     assert count_parameters("tvbench-tiny") == sum(p.numel() for p in tiny.clip.parameters())
     assert count_parameters("tvbench-small") >= 4 * count_parameters("tvbench-tiny")
+    assert count_parameters("tvbench-tiny") >= 4 * count_parameters("tvbench-nano")
     with pytest.raises(KeyError, match="tvbench-huge"):
         count_parameters("tvbench-huge")

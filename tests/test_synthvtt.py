@@ -22,7 +22,15 @@ from benchmark.data.synth_scene import (
     reverse_twin,
     sample_scene,
 )
-from benchmark.data.synth_text import MOTION_PHRASES
+from benchmark.data.synth_text import (
+    BACKGROUND_PHRASES,
+    BACKGROUND_WORDS,
+    MOTION_PHRASES,
+    REGION_PHRASES,
+    SHAPE_NOUNS,
+    SIZE_WORDS,
+    image_caption,
+)
 from benchmark.data.synthvtt import HASHED_FILES, MANIFEST, generate, load_image_captions, sha256_file
 
 SMALL = {"n_train": 20, "n_val": 5, "n_test": 10, "captions_per_video": 4, "n_images": 12, "workers": 1,
@@ -244,6 +252,24 @@ def test_image_caption_set(ds: Path) -> None:
     for image, text in zip(images, captions):
         assert caption_colours(text) == set(blobs(image)), text
         assert not phrase_hits(text), text  # static: no motion
+
+
+def test_canonical_image_words_leave_the_synonyms_to_the_clips() -> None:
+    """Without synonyms, pretraining captions phrase each shape, size, position and background one way (the first
+    of each list); with them (the default) the other phrasings occur too."""
+    scenes = SceneSampler(np.random.default_rng(0), SceneOptions(n_shapes=6)).sample(400)
+    lists = [*SHAPE_NOUNS.values(), *SIZE_WORDS.values(), *REGION_PHRASES.values(), *BACKGROUND_WORDS.values(),
+             BACKGROUND_PHRASES, ("in the top left corner", "at the top left")]  # fmt: skip
+    firsts = {p.split("{")[0].strip() for p in (words[0] for words in lists)}
+    others = {p.split("{")[0].strip() for words in lists for p in words[1:]} - firsts
+
+    def phrases(synonyms: bool) -> set[str]:
+        rng = np.random.default_rng(1)
+        text = " | ".join(image_caption(rng, s, synonyms) for s in scenes)
+        return {p for p in others | firsts if re.search(rf"\b{p}\b", text)}
+
+    assert phrases(False) == firsts
+    assert phrases(True) == others | firsts
 
 
 def test_hard_negative_twins() -> None:

@@ -79,28 +79,34 @@ def _article(words: str) -> str:
     return ("an " if words[0] in "aeiou" else "a ") + words
 
 
-def _region_phrase(rng: np.random.Generator, name: str) -> str:
+def _region_phrase(rng: np.random.Generator, name: str, synonyms: bool = True) -> str:
+    n = None if synonyms else 1
     if name in REGION_PHRASES:
-        return str(_pick(rng, REGION_PHRASES[name]))
-    return str(_pick(rng, ("in the {} corner", "at the {}"))).format(name)
+        return str(_pick(rng, REGION_PHRASES[name][:n]))
+    return str(_pick(rng, ("in the {} corner", "at the {}")[:n])).format(name)
 
 
-def _noun_phrase(rng: np.random.Generator, scene: Scene, i: int, detail: Detail) -> str:
+def _noun_phrase(rng: np.random.Generator, scene: Scene, i: int, detail: Detail, synonyms: bool = True) -> str:
+    """"a [size] colour shape"; without `synonyms`, size and shape are always the first word of their lists."""
     obj = scene.objects[i]
-    words = [str(_pick(rng, SIZE_WORDS[obj.size]))] if detail.size else []
-    return _article(" ".join([*words, obj.colour, str(_pick(rng, SHAPE_NOUNS[obj.shape]))]))
+    n = None if synonyms else 1
+    words = [str(_pick(rng, SIZE_WORDS[obj.size][:n]))] if detail.size else []
+    return _article(" ".join([*words, obj.colour, str(_pick(rng, SHAPE_NOUNS[obj.shape][:n]))]))
 
 
-def _background(rng: np.random.Generator, scene: Scene) -> str:
-    return str(_pick(rng, BACKGROUND_PHRASES)).format(_pick(rng, BACKGROUND_WORDS[scene.background]))
+def _background(rng: np.random.Generator, scene: Scene, synonyms: bool = True) -> str:
+    n = None if synonyms else 1
+    return str(_pick(rng, BACKGROUND_PHRASES[:n])).format(_pick(rng, BACKGROUND_WORDS[scene.background][:n]))
 
 
-def _subject(rng: np.random.Generator, scene: Scene, i: int, detail: Detail) -> tuple[str, str]:
+def _subject(
+    rng: np.random.Generator, scene: Scene, i: int, detail: Detail, synonyms: bool = True
+) -> tuple[str, str]:
     """(noun phrase with the position folded in where it goes, leading position phrase or "")."""
-    noun = _noun_phrase(rng, scene, i, detail)
+    noun = _noun_phrase(rng, scene, i, detail, synonyms)
     if not detail.position:
         return noun, ""
-    where = _region_phrase(rng, region(scene, i))
+    where = _region_phrase(rng, region(scene, i), synonyms)
     return (noun, where) if rng.random() < 0.5 else (f"{noun} {where}", "")
 
 
@@ -144,12 +150,15 @@ def video_captions(rng: np.random.Generator, scene: Scene, n: int) -> list[str]:
     return [caption(rng, scene, d) for d in (COMPLETE, *looser)]
 
 
-def image_caption(rng: np.random.Generator, scene: Scene) -> str:
-    """A static caption of a still scene (colour, shape, size, position, sometimes the background; no motion)."""
+def image_caption(rng: np.random.Generator, scene: Scene, synonyms: bool = True) -> str:
+    """A static caption of a still scene (colour, shape, size, position, sometimes the background; no motion).
+    Without `synonyms` it names every shape, size, position and background one way (the first of each list:
+    circle, small, "in the centre", "on a gray background"), so the clip captions' other phrasings (ball, tiny,
+    "in the middle", "against a grey backdrop", ...) are left for fine-tuning to learn."""
     detail = Detail(bool(rng.random() < 0.8), bool(rng.random() < 0.8), bool(rng.random() < 0.4))
     parts = []
     for i in range(len(scene.objects)):
-        noun, lead = _subject(rng, scene, i, detail)
+        noun, lead = _subject(rng, scene, i, detail, synonyms)
         parts.append(f"{lead} {noun}" if lead else noun)
     body = str(_pick(rng, IMAGE_PREFIXES)) + " and ".join(parts)
-    return f"{body} {_background(rng, scene)}" if detail.background else body
+    return f"{body} {_background(rng, scene, synonyms)}" if detail.background else body

@@ -59,6 +59,7 @@ class SynthOptions:
     n_images: int = 2000
     fps: int = 1  # one frame per second: a 1-fps sampler (the MSR-VTT protocol) sees every frame
     crf: int = 20
+    image_synonyms: bool = True  # False: pretraining captions use one word per shape and size (a vocabulary shift)
     scene: SceneOptions = SceneOptions()
 
     def __post_init__(self) -> None:
@@ -194,7 +195,7 @@ def image_caption_set(opts: SynthOptions) -> tuple[np.ndarray, list[str]]:
     for i in range(opts.n_images):
         scene = sample_scene(rng, opts.scene, static=True)
         images[i] = render(scene, opts.size)[0]
-        captions.append(image_caption(rng, scene))
+        captions.append(image_caption(rng, scene, opts.image_synonyms))
     return images, captions
 
 
@@ -270,7 +271,8 @@ def generate(
     """Write SynthVTT to `out_dir` (atomically: built in a temporary sibling, then renamed) and return a summary.
 
     `frames` is a clip length or an inclusive (min, max) range; `knobs` are SceneOptions difficulty fields
-    (two_object, two_phase, twins, n_colours, n_shapes, noise, distractors) or SynthOptions fields (fps, crf).
+    (two_object, two_phase, twins, n_colours, n_shapes, noise, distractors) or SynthOptions fields (fps, crf,
+    image_synonyms).
     An existing complete dataset with the same options is kept as is (skipped=True).
     """
     from tqdm import tqdm
@@ -279,7 +281,7 @@ def generate(
     out_dir = Path(out_dir)
     atomic.remove_stale_temporaries(out_dir.parent, out_dir.name)  # folders of a generation killed earlier
     scene_fields = {f.name for f in dataclasses.fields(SceneOptions)}
-    synth_fields = {"fps", "crf"}
+    synth_fields = {"fps", "crf", "image_synonyms"}
     unknown = sorted(set(knobs) - scene_fields - synth_fields)
     if unknown:
         raise TypeError(f"generate() got unknown option(s) {unknown}; valid: {sorted(scene_fields | synth_fields)}.")
@@ -385,6 +387,8 @@ def add_synth_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--captions", type=int, default=10, help="captions per train/val clip (default 10)")
     parser.add_argument("--images", type=int, default=2000, help="pretraining images (default 2000)")
     parser.add_argument("--workers", type=int, default=2, help="encoding processes (default 2)")
+    parser.add_argument("--canonical-image-words", action="store_true", help="pretraining captions name shapes and "
+                        "sizes by one word each, so only fine-tuning teaches the clip captions' synonyms")  # fmt: skip
     knobs = parser.add_argument_group("difficulty")
     knobs.add_argument("--two-object", type=float, default=d.two_object, help=f"fraction of two-object scenes "
                        f"(default {d.two_object})")  # fmt: skip
@@ -408,7 +412,8 @@ def run_synth(args: argparse.Namespace) -> int:
         args.out, seed=args.seed, n_train=args.train, n_val=args.val, n_test=args.test,
         frames=args.frames if args.frames is not None else (8, 16), size=args.size,
         captions_per_video=args.captions, n_images=args.images, workers=args.workers,
-        two_object=args.two_object, two_phase=args.two_phase, twins=args.twins, n_colours=args.colours,
+        image_synonyms=not args.canonical_image_words, two_object=args.two_object, two_phase=args.two_phase,
+        twins=args.twins, n_colours=args.colours,
         n_shapes=args.shapes, noise=args.noise, distractors=args.distractors,
     )  # fmt: skip
     c = result.counts

@@ -20,7 +20,7 @@ paired by seed (`variants.aligned`); the power is `analysis.minimum_detectable_e
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -55,7 +55,7 @@ class Row:
     check: str
     value: float | None
     threshold: str
-    status: str  # "pass" | "fail" | "not run"
+    status: str  # "pass" | "fail" | "not run" | "n/a"
     detail: str
 
     def to_dict(self) -> dict:
@@ -90,9 +90,15 @@ def _describe(est: Estimate | None, d: np.ndarray, p: float | None = None, holm_
     return f"{len(d)} seeds x {d.shape[1]} queries, {label} = {est.p() if p is None else p:.3g}"
 
 
-def fine_tuning_row(runs: Mapping[str, Variant], alpha: float, ties: str, label: str = "") -> Row:
-    """Target 1: fine-tuned meanP minus zero-shot, >= MIN_GAIN points and seed-aware significant."""
+def fine_tuning_row(
+    runs: Mapping[str, Variant], alpha: float, ties: str, label: str = "", frozen: bool = False
+) -> Row:
+    """Target 1: fine-tuned meanP minus zero-shot, >= MIN_GAIN points and seed-aware significant; "n/a" for a
+    frozen-encoder entry, where meanP has no trainable parameters and its runs are zero-shot evaluations."""
     check, threshold = f"{label}{MEANP} - {ZERO_SHOT}", f">= {MIN_GAIN:g} points, p < {alpha}"
+    if frozen:
+        return Row("1 fine-tuning matters", check, None, threshold, "n/a",
+                   f"frozen encoder: {MEANP} has no trainable parameters here, so it equals {ZERO_SHOT}")
     d = contrast_values(runs, {MEANP: 1.0, ZERO_SHOT: -1.0}, ties)
     if d is None:
         return Row("1 fine-tuning matters", check, None, threshold, "not run", f"needs {MEANP} and {ZERO_SHOT}")
@@ -200,23 +206,56 @@ def calibration_table(
     *,
     alpha: float = 0.05,
     ties: str = "random",
+    frozen: Collection[str] = (),
 ) -> list[Row]:
     """Every row of the table: targets 1-3 per encoder (labelled when there are several), then target 4.
 
     `by_encoder`: encoder name -> variant name -> its runs; `subsets`: boolean masks over the test queries
-    (`variants.synthvtt_subsets`); `parameters`: the parameter count of each encoder in the scale comparison.
+    (`variants.synthvtt_subsets`); `parameters`: the parameter count of each encoder in the scale comparison;
+    `frozen`: the encoders whose backbone is frozen (target 1 does not apply to them).
     """
     rows: list[Row] = []
     for encoder, runs in by_encoder.items():
         label = f"[{encoder}] " if len(by_encoder) > 1 else ""
-        rows.append(fine_tuning_row(runs, alpha, ties, label))
+        rows.append(fine_tuning_row(runs, alpha, ties, label, encoder in frozen))
         rows += mechanism_rows(runs, subsets, alpha, ties, label)
         rows += [power_row(runs, family, ties, label) for family in design.families]
     return rows + scale_rows(by_encoder, parameters, design.families, alpha, ties)
 
 
+def _entry(row: Row) -> str:
+    """The encoder a row belongs to ("" for unlabelled rows and the study-wide target-4 rows)."""
+    return row.check[1 : row.check.index("]")] if row.check.startswith("[") else ""
+
+
+def target_verdicts(rows: Sequence[Row]) -> dict[str, str]:
+    """One verdict per target: 1 and 3 are met when every row of the target passes at some encoder (each names
+    where), 2 counts the mechanisms that pay (a failed row is a finding about the method), 4 is met when the sizes
+    differ enough and every interaction was tested."""
+    verdicts: dict[str, str] = {}
+    for target in dict.fromkeys(r.target for r in rows):
+        mine = [r for r in rows if r.target == target and r.status != "n/a"]
+        by_entry: dict[str, list[Row]] = {}
+        for r in mine:
+            by_entry.setdefault(_entry(r), []).append(r)
+        met = [e for e, rs in by_entry.items() if all(r.status == "pass" for r in rs)]
+        where = f" at {', '.join(e for e in met if e)}" if any(met) else ""
+        if target.startswith("2"):
+            tested = [r for r in mine if r.status != "not run"]
+            paid = sum(r.status == "pass" for r in tested)
+            verdicts[target] = (f"{paid} of {len(tested)} mechanism rows pay"
+                                + ("" if paid == len(tested) else " (a row that fails is a finding about the method)"))
+        elif target.startswith("4"):
+            verdicts[target] = "met" if mine and all(r.status == "pass" for r in mine) else "not met"
+        else:
+            verdicts[target] = f"met{where}" if met else "not met"
+    return verdicts
+
+
 def summary(rows: Sequence[Row]) -> str:
-    """'N of M rows pass (K not run)': one line for the report."""
+    """'N of M rows pass (K not run, L n/a). Targets: ...': one line for the report."""
     passed = sum(r.status == "pass" for r in rows)
     missing = sum(r.status == "not run" for r in rows)
-    return f"{passed} of {len(rows)} rows pass ({missing} not run)."
+    na = sum(r.status == "n/a" for r in rows)
+    targets = "; ".join(f"{t}: {v}" for t, v in target_verdicts(rows).items())
+    return f"{passed} of {len(rows)} rows pass ({missing} not run, {na} n/a). Targets: {targets}."

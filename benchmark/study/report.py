@@ -30,6 +30,7 @@ from benchmark.study.answer import (
 from benchmark.study.calibration import TEST as CALIBRATION_TEST
 from benchmark.study.calibration import Row as CalibrationRow
 from benchmark.study.calibration import summary as calibration_summary
+from benchmark.study.calibration import target_verdicts
 from benchmark.study.design import StudyDesign, load_design, plan_contrasts
 from benchmark.study.document import Bullets, Figure, Heading, Paragraph, Report, Table, to_html, to_markdown
 from benchmark.study.effects import QUERIES_ONLY, estimate_effects
@@ -296,6 +297,7 @@ def write_study_report(
         "verdict": verdicts, "placement": placements, "summary": summary_lines(rows, families), "answer": answer,
         "variants": list(summaries.values()), "effects": rows, "subsets": breakdown, "step_timing": timings,
         "calibration": {"test": CALIBRATION_TEST, "summary": calibration_summary(calibration),
+                        "targets": target_verdicts(calibration),
                         "rows": [r.to_dict() for r in calibration]} if calibration else None,
         "paper_costs": {k: {"per_pair_macs": v["per_pair_macs"], "head_gmacs_1k": v["head_gmacs_1k"]}
                         for k, v in paper_costs.items()},

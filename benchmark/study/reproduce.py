@@ -351,6 +351,7 @@ def synthvtt_calibration(
         runs, synthvtt_subsets(data_root, [t.video_id for t in test_split.texts]),
         {e: count_parameters(encoders[e].backbone["name"]) for e in scale}, load_design(preset),
         ties=preset.eval.get("ties", "random"),
+        frozen={e for e, p in encoders.items() if p.train_config().freeze_backbone},
     )  # fmt: skip
 
 
