@@ -16,7 +16,7 @@ from benchmark.data.split import Split, TextRecord, VideoRecord
 from benchmark.metrics import evaluate_scores
 from benchmark.presets import load_preset
 from benchmark.runs import RunRecord
-from benchmark.study.answer import README_END, README_START, findings_markdown, splice_readme
+from benchmark.study.answer import README_END, README_START, findings_markdown, readme_markers, splice_readme
 from benchmark.study.calibration import Row, calibration_table
 from benchmark.study.design import load_design
 from benchmark.study.report import sampling_units as report_clusters
@@ -289,6 +289,13 @@ def test_readme_block_is_replaced_between_its_markers() -> None:
         splice_readme("no markers here", "x")
     shipped = Path("README.md").read_text()
     assert shipped.count(README_START) == 1 and shipped.count(README_END) == 1
+    full_start, full_end = readme_markers("synthvtt-full")
+    assert (full_start, full_end) != (README_START, README_END) and "synthvtt-full" in full_start
+    both = f"{readme}{full_start}\nold full\n{full_end}\n"
+    spliced = splice_readme(both, "full block", "synthvtt-full")
+    assert f"{full_start}\nfull block\n{full_end}" in spliced and "old numbers" in spliced
+    with pytest.raises(ValueError, match="synthvtt-full"):
+        splice_readme(readme, "x", "synthvtt-full")
 
 
 def test_measured_step_timing_table_lists_each_trained_run() -> None:
@@ -304,3 +311,13 @@ def test_measured_step_timing_table_lists_each_trained_run() -> None:
     table = step_timing_table(rows)
     assert table.rows == [["glscl", str(first.seed), "NVIDIA H100", "2", "64", "9", "0.432", "3.00",
                            "cuda_max_memory_allocated"]]
+
+
+def test_findings_block_carries_the_calibration_summary_when_the_report_has_one() -> None:
+    doc = {"variants": [{"seeds": [0, 1, 2, 3, 4]}], "n_queries": 1000, "preset": "synthvtt-full", "quick": False,
+           "verdict": ["Verdict (GLSCL ...)"], "placement": [], "summary": [], "design": {"notes": []},
+           "calibration": {"summary": "9 of 20 rows pass (0 not run, 1 n/a). Targets: 1 fine-tuning matters: met."}}
+    block = findings_markdown(doc)
+    assert block.startswith("What it found (5 seeds per variant, 1000 test queries, preset `synthvtt-full`")
+    assert "- Calibration (DESIGN targets): 9 of 20 rows pass" in block
+    assert "Calibration" not in findings_markdown({**doc, "calibration": None})

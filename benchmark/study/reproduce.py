@@ -383,11 +383,10 @@ def reproduce(
     from benchmark.study.design import load_design
     from benchmark.study.report import write_study_report
 
-    if readme is not None:
-        splice_readme(readme.read_text(encoding="utf-8"), "")  # fail before any work when the markers are missing
-
     start = time.perf_counter()
     preset = load_preset(preset_name)
+    if readme is not None:
+        splice_readme(readme.read_text(encoding="utf-8"), "", preset.name)  # fail before any work without markers
     load_design(preset)  # a broken study design fails before any training
     grids = encoder_grids(preset, models)
     synthetic = preset.benchmark == "synthvtt"
@@ -437,7 +436,7 @@ def reproduce(
     )  # fmt: skip
     if readme is not None:
         block = (report.parent / "findings.md").read_text(encoding="utf-8").strip()
-        write_text(readme, splice_readme(readme.read_text(encoding="utf-8"), block))
+        write_text(readme, splice_readme(readme.read_text(encoding="utf-8"), block, preset.name))
     print("\n" + "\n".join(json.loads((report.parent / "report.json").read_text(encoding="utf-8"))["verdict"]))
     print(f"\nDone in {time.perf_counter() - start:.0f} s.\n  report:      {report}\n  report html: "
           f"{report.with_suffix('.html')}\n  runs:        {study_dir / 'runs'}\n  leaderboard: "
