@@ -16,7 +16,14 @@ from benchmark.data.split import Split, TextRecord, VideoRecord
 from benchmark.metrics import evaluate_scores
 from benchmark.presets import load_preset
 from benchmark.runs import RunRecord
-from benchmark.study.answer import README_END, README_START, findings_markdown, readme_markers, splice_readme
+from benchmark.study.answer import (
+    README_END,
+    README_START,
+    findings_markdown,
+    planning_summary,
+    readme_markers,
+    splice_readme,
+)
 from benchmark.study.calibration import Row, calibration_table
 from benchmark.study.design import load_design
 from benchmark.study.report import sampling_units as report_clusters
@@ -321,3 +328,15 @@ def test_findings_block_carries_the_calibration_summary_when_the_report_has_one(
     assert block.startswith("What it found (5 seeds per variant, 1000 test queries, preset `synthvtt-full`")
     assert "- Calibration (DESIGN targets): 9 of 20 rows pass" in block
     assert "Calibration" not in findings_markdown({**doc, "calibration": None})
+
+
+def test_planning_sentence_names_the_planning_test_size_only_when_it_differs() -> None:
+    plan = {"mde": 2.2, "effect": 1.0, "seeds_needed": 16, "seeds_needed_at_planning_queries": 16, "power": 0.8,
+            "planning_queries": 1000, "planning_queries_label": "MSR-VTT 1k-A test"}
+    row = {"family": "GLSCL", "test_family": "primary", "planning": plan, "metric": "R@1", "direction": "t2v",
+           "n_queries": 1000}
+    same = planning_summary("GLSCL", [row])
+    assert same == ("GLSCL planning: a 1-point effect on t2v R@1 would need 16 seeds at 1,000 queries, at 80% power, "
+                    "assuming the seed and query variances measured here.")
+    fewer = planning_summary("GLSCL", [{**row, "n_queries": 300, "planning": {**plan, "seeds_needed": 40}}])
+    assert "40 seeds at 300 queries, or 16 seeds at 1,000 (MSR-VTT 1k-A test)" in fewer

@@ -185,11 +185,13 @@ def planning_summary(family: str, rows: Sequence[Mapping[str, Any]]) -> str | No
     if not plans:
         return None
     r, plan = plans[0]
+    there = ("" if r["n_queries"] == plan["planning_queries"] else
+             f", or {_count_range([p['seeds_needed_at_planning_queries'] for _, p in plans])} at "
+             f"{plan['planning_queries']:,} ({plan['planning_queries_label']})")  # fmt: skip
     return (f"{family} planning: a {plan['effect']:g}-{_unit(r['metric'])[:-1]} effect on {r['direction']} "
             f"{r['metric']} would need {_count_range([p['seeds_needed'] for _, p in plans])} at "
-            f"{r['n_queries']} queries, or {_count_range([p['seeds_needed_at_planning_queries'] for _, p in plans])} "
-            f"at {plan['planning_queries']:,} ({plan['planning_queries_label']}), at {plan['power']:.0%} power, "
-            "assuming the seed and query variances measured here.")  # fmt: skip
+            f"{r['n_queries']:,} queries{there}, at {plan['power']:.0%} power, assuming the seed and query variances "
+            "measured here.")  # fmt: skip
 
 
 def summary_lines(rows: Sequence[Mapping[str, Any]], families: Sequence[str]) -> list[str]:
