@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -12,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from benchmark.cli import main
-from benchmark.presets import PRESET_DIR
+from benchmark.presets import PRESET_DIR, load_preset
 from benchmark.study.answer import README_END, README_START
-from benchmark.study.reproduce import GRID, RunSpec, begin_run, finished, reproduce
+from benchmark.study.reproduce import GRID, RunSpec, begin_run, finished, reproduce, run_key, study_seeds
 from benchmark.study.run_pool import RunFailed, run_all
 
 
@@ -154,3 +155,16 @@ def test_runs_side_by_side_do_every_task_and_name_a_failed_one(tmp_path: Path, j
     assert not any(f.exists() for f in files)
     with pytest.raises(RunFailed, match=r"run .*missing(-too)? failed: FileNotFoundError.*rerun the same command"):
         run_all([str(tmp_path / "missing"), str(tmp_path / "missing-too")], os.remove, jobs=jobs, label=str)
+
+
+def test_an_encoder_entry_may_run_its_own_seeds(tmp_path: Path) -> None:
+    preset = load_preset(_axis_preset(tmp_path, "synthvtt", {
+        "tiny": {}, "nano": {"backbone": {"name": "tvbench-nano"}, "training": {"seeds": [0, 1, 2, 3, 4, 5, 6]}}}))
+    axis = preset.encoder_presets()
+    assert study_seeds(axis["tiny"], None, False) == [0, 1, 2]  # the synthvtt preset's seeds
+    assert study_seeds(axis["nano"], None, False) == list(range(7))
+    assert study_seeds(axis["nano"], None, True) == [0] and study_seeds(axis["nano"], 2, False) == [0, 1]
+    more = dataclasses.replace(axis["tiny"], training={**axis["tiny"].training, "seeds": list(range(7))})
+    spec = RunSpec("glscl", 1, tmp_path / "glscl" / "seed1")
+    assert run_key(more, spec, (), "w") == run_key(axis["tiny"], spec, (), "w")  # adding seeds keeps finished runs
+    assert run_key(more, spec, ("epochs=3",), "w") != run_key(axis["tiny"], spec, (), "w")

@@ -24,7 +24,7 @@ from benchmark.study.answer import (
     readme_markers,
     splice_readme,
 )
-from benchmark.study.calibration import Row, calibration_table
+from benchmark.study.calibration import Row, calibration_table, target_verdicts
 from benchmark.study.design import load_design
 from benchmark.study.report import sampling_units as report_clusters
 from benchmark.study.report import step_timing_rows, step_timing_table, write_study_report
@@ -227,7 +227,10 @@ def test_calibration_table_in_report_md_and_json(tmp_path: Path) -> None:
     assert [r["check"] for r in doc["calibration"]["rows"]] == [r.check for r in rows]
     meanp = doc["calibration"]["rows"][0]
     assert meanp["status"] == "pass" and meanp["value"] == pytest.approx(rows[0].value)
-    assert doc["calibration"]["summary"].endswith("not run).") and "seed_aware" in doc["calibration"]["test"]
+    assert re.match(r"1 of 11 rows pass \(8 not run, 0 n/a\)\. Targets: 1 fine-tuning matters: met; ",
+                    doc["calibration"]["summary"]) and "seed_aware" in doc["calibration"]["test"]
+    assert doc["calibration"]["targets"] == target_verdicts(rows)
+    assert doc["calibration"]["targets"]["3 power"] == "not met"
 
 
 def test_both_families_side_by_side(tmp_path: Path) -> None:

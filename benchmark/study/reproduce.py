@@ -76,13 +76,14 @@ def plan_runs(models: list[str], seeds: list[int], runs_dir: Path) -> list[RunSp
 
 
 def run_key(preset: Preset, spec: RunSpec, sets: tuple[str, ...], weights: str | None, in_process: bool = False) -> str:
-    """What makes a run: the preset's data/eval/backbone settings, the merged model and training config, the seed,
-    the weights (not the preset's notes) and, for in-process runs, their thread count; a finished run with the same
-    key is not redone."""
+    """What makes a run: the preset's data/eval/backbone settings, the merged model and training config (not the
+    study's list of seeds: adding seeds never redoes a finished run), the seed, the weights (not the preset's notes)
+    and, for in-process runs, their thread count; a finished run with the same key is not redone."""
     resolved = resolve(preset, spec.model, list(sets))
+    train = {k: v for k, v in asdict(resolved.train).items() if k != "seeds"}
     blob = json.dumps(
         {"benchmark": preset.benchmark, "data": preset.data, "eval": preset.eval, "backbone": preset.backbone,
-         "model": spec.model, "config": resolved.model, "train": asdict(resolved.train), "seed": spec.seed,
+         "model": spec.model, "config": resolved.model, "train": train, "seed": spec.seed,
          "weights": weights, **({"threads": RUN_THREADS} if in_process else {})},
         sort_keys=True, default=str,
     )  # fmt: skip
@@ -322,6 +323,13 @@ def run_grid(specs: list[RunSpec], preset: Preset, data_root: Path, weights: str
     return records
 
 
+def study_seeds(preset: Preset, seeds: int | None, quick: bool) -> list[int]:
+    """The seeds of one encoder's runs: 0..seeds-1 when `seeds` is given, else the preset's first seed for a quick
+    study, else all of its seeds (an `encoders` entry may set its own `training.seeds`: more where variance is)."""
+    preset_seeds = list(preset.train_config().seeds)
+    return list(range(seeds)) if seeds else preset_seeds[:1] if quick else preset_seeds
+
+
 def encoder_grids(preset: Preset, models: list[str] | None) -> dict[str, list[str]]:
     """The models run at each encoder of the study (`Preset.encoder_presets`): `models` when given, else the
     encoder entry's `models`, else GRID; every name is checked now (an unknown one names the registered models)."""
@@ -397,8 +405,6 @@ def reproduce(
         raise ValueError(f"--jobs runs SynthVTT studies side by side; {preset.name} runs each training under torchrun "
                          "one at a time (use --nproc for processes per training).")
     encoders = preset.encoder_presets()
-    preset_seeds = list(preset.train_config().seeds)
-    seed_list = list(range(seeds)) if seeds else preset_seeds[:1] if quick else preset_seeds
     study_dir = out / (f"{preset.name}-quick" if quick else preset.name)
     sets = QUICK_SETS if quick else tuple(sets)
     cache_root = cache_dir(cache)
@@ -411,8 +417,8 @@ def reproduce(
         launch = Launch(nproc or 1, tuple(includes), keep_checkpoints)
     by_encoder: dict[str, dict[str, list[tuple[RunSpec, RunRecord]]]] = {}
     for encoder, variant in encoders.items():
-        specs = plan_runs(grids[encoder], seed_list, study_dir / "runs" / encoder if preset.encoders else
-                          study_dir / "runs")  # fmt: skip
+        runs_dir = study_dir / "runs" / encoder if preset.encoders else study_dir / "runs"
+        specs = plan_runs(grids[encoder], study_seeds(variant, seeds, quick), runs_dir)
         if synthetic:
             data_root, weights = prepare_synthvtt(out, quick, variant, cache_root)
             test_split = load_split(preset.benchmark, data_root, preset.test_split)
