@@ -71,7 +71,9 @@ class Detail:
 COMPLETE = Detail(True, True, True)
 
 
-def _pick(rng: np.random.Generator, options: tuple) -> object:
+def _pick(rng: np.random.Generator, options: tuple, synonyms: bool = True) -> object:
+    """A random one of `options`; without `synonyms` always the first (one draw either way)."""
+    options = options if synonyms else options[:1]
     return options[int(rng.integers(len(options)))]
 
 
@@ -80,23 +82,21 @@ def _article(words: str) -> str:
 
 
 def _region_phrase(rng: np.random.Generator, name: str, synonyms: bool = True) -> str:
-    n = None if synonyms else 1
     if name in REGION_PHRASES:
-        return str(_pick(rng, REGION_PHRASES[name][:n]))
-    return str(_pick(rng, ("in the {} corner", "at the {}")[:n])).format(name)
+        return str(_pick(rng, REGION_PHRASES[name], synonyms))
+    return str(_pick(rng, ("in the {} corner", "at the {}"), synonyms)).format(name)
 
 
 def _noun_phrase(rng: np.random.Generator, scene: Scene, i: int, detail: Detail, synonyms: bool = True) -> str:
     """"a [size] colour shape"; without `synonyms`, size and shape are always the first word of their lists."""
     obj = scene.objects[i]
-    n = None if synonyms else 1
-    words = [str(_pick(rng, SIZE_WORDS[obj.size][:n]))] if detail.size else []
-    return _article(" ".join([*words, obj.colour, str(_pick(rng, SHAPE_NOUNS[obj.shape][:n]))]))
+    words = [str(_pick(rng, SIZE_WORDS[obj.size], synonyms))] if detail.size else []
+    return _article(" ".join([*words, obj.colour, str(_pick(rng, SHAPE_NOUNS[obj.shape], synonyms))]))
 
 
 def _background(rng: np.random.Generator, scene: Scene, synonyms: bool = True) -> str:
-    n = None if synonyms else 1
-    return str(_pick(rng, BACKGROUND_PHRASES[:n])).format(_pick(rng, BACKGROUND_WORDS[scene.background][:n]))
+    phrase = str(_pick(rng, BACKGROUND_PHRASES, synonyms))  # drawn before the word, as always
+    return phrase.format(_pick(rng, BACKGROUND_WORDS[scene.background], synonyms))
 
 
 def _subject(

@@ -59,7 +59,7 @@ class SynthOptions:
     n_images: int = 2000
     fps: int = 1  # one frame per second: a 1-fps sampler (the MSR-VTT protocol) sees every frame
     crf: int = 20
-    image_synonyms: bool = True  # False: pretraining captions use one word per shape and size (a vocabulary shift)
+    image_synonyms: bool = True  # False: pretraining captions phrase each attribute one way (a vocabulary shift)
     scene: SceneOptions = SceneOptions()
 
     def __post_init__(self) -> None:
@@ -387,8 +387,9 @@ def add_synth_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--captions", type=int, default=10, help="captions per train/val clip (default 10)")
     parser.add_argument("--images", type=int, default=2000, help="pretraining images (default 2000)")
     parser.add_argument("--workers", type=int, default=2, help="encoding processes (default 2)")
-    parser.add_argument("--canonical-image-words", action="store_true", help="pretraining captions name shapes and "
-                        "sizes by one word each, so only fine-tuning teaches the clip captions' synonyms")  # fmt: skip
+    parser.add_argument("--canonical-image-words", action="store_true", help="pretraining captions phrase each shape, "
+                        "size, position and background one way, so only fine-tuning teaches the clip captions' other "
+                        "phrasings")  # fmt: skip
     knobs = parser.add_argument_group("difficulty")
     knobs.add_argument("--two-object", type=float, default=d.two_object, help=f"fraction of two-object scenes "
                        f"(default {d.two_object})")  # fmt: skip
