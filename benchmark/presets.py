@@ -65,6 +65,7 @@ class TrainConfig:
     select_on: str = "val"  # "test": select on the test split, trained on the full training split (parity only)
     select_every_steps: int = 0  # > 0: also validate at step 1 and every N steps (official), not only per epoch
     select_ties: str = "first"  # "last": an equal score replaces the selected checkpoint (official `<=`)
+    select_checkpoint: str = "best"  # "last": the final weights, validated once at the end (no choice among epochs)
     parity: str = "none"  # which preset parity block was applied (recorded; set through `--set parity=NAME`)
 
     def __post_init__(self) -> None:
@@ -85,6 +86,8 @@ class TrainConfig:
             "select_on": self.select_on in ("val", "test"),
             "select_every_steps": self.select_every_steps >= 0,
             "select_ties": self.select_ties in ("first", "last"),
+            "select_checkpoint": self.select_checkpoint in ("best", "last")
+            and not (self.select_checkpoint == "last" and self.select_every_steps),
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:

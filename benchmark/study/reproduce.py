@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -66,11 +67,13 @@ class RunSpec:
         return self.directory / "record"
 
 
-def plan_runs(models: list[str], seeds: list[int], runs_dir: Path) -> list[RunSpec]:
-    """The grid: every model with every seed, untrained models (zero-shot) once."""
+def plan_runs(models: list[str], seeds: list[int] | Callable[[str], list[int]], runs_dir: Path) -> list[RunSpec]:
+    """The grid: every model with every seed (`seeds`, or `seeds(model)` per model), untrained models (zero-shot)
+    once."""
     specs = []
     for model in models:
-        model_seeds = seeds if model_spec(model).cls.trainable else seeds[:1]
+        all_seeds = seeds(model) if callable(seeds) else seeds
+        model_seeds = all_seeds if model_spec(model).cls.trainable else all_seeds[:1]
         specs += [RunSpec(model, s, runs_dir / model / f"seed{s}") for s in model_seeds]
     return specs
 
@@ -323,11 +326,12 @@ def run_grid(specs: list[RunSpec], preset: Preset, data_root: Path, weights: str
     return records
 
 
-def study_seeds(preset: Preset, seeds: int | None, quick: bool) -> list[int]:
-    """The seeds of one encoder's runs: 0..seeds-1 when `seeds` is given, else the preset's first seed for a quick
-    study, else all of its seeds (an `encoders` entry may set its own `training.seeds`: more where variance is)."""
-    preset_seeds = list(preset.train_config().seeds)
-    return list(range(seeds)) if seeds else preset_seeds[:1] if quick else preset_seeds
+def study_seeds(preset: Preset, model: str, seeds: int | None, quick: bool) -> list[int]:
+    """The seeds of one model's runs at one encoder: 0..seeds-1 when `seeds` is given, else its first seed for a quick
+    study, else all of them: the preset's `training.seeds`, which an `encoders` entry's `training` or a `models`
+    entry's `train` may replace (more seeds where the variance is)."""
+    model_seeds = list(resolve(preset, model).train.seeds)
+    return list(range(seeds)) if seeds else model_seeds[:1] if quick else model_seeds
 
 
 def encoder_grids(preset: Preset, models: list[str] | None) -> dict[str, list[str]]:
@@ -418,7 +422,7 @@ def reproduce(
     by_encoder: dict[str, dict[str, list[tuple[RunSpec, RunRecord]]]] = {}
     for encoder, variant in encoders.items():
         runs_dir = study_dir / "runs" / encoder if preset.encoders else study_dir / "runs"
-        specs = plan_runs(grids[encoder], study_seeds(variant, seeds, quick), runs_dir)
+        specs = plan_runs(grids[encoder], lambda m, v=variant: study_seeds(v, m, seeds, quick), runs_dir)
         if synthetic:
             data_root, weights = prepare_synthvtt(out, quick, variant, cache_root)
             test_split = load_split(preset.benchmark, data_root, preset.test_split)
