@@ -22,6 +22,7 @@ from benchmark.study.answer import (
     findings_markdown,
     planning_summary,
     readme_markers,
+    seeds_label,
     splice_readme,
 )
 from benchmark.study.calibration import Row, calibration_table, target_verdicts
@@ -331,6 +332,9 @@ def test_findings_block_carries_the_calibration_summary_when_the_report_has_one(
     assert block.startswith("What it found (5 seeds per variant, 1000 test queries, preset `synthvtt-full`")
     assert "- Calibration (DESIGN targets): 9 of 20 rows pass" in block
     assert "Calibration" not in findings_markdown({**doc, "calibration": None})
+    mixed = {**doc, "variants": [{"seeds": [0]}, {"seeds": list(range(5))}, {"seeds": list(range(7))}]}
+    assert findings_markdown(mixed).startswith("What it found (5-7 seeds per variant, 1000 test queries")
+    assert seeds_label([1, 1]) == "1 seed" and seeds_label([1, 3]) == "3 seeds"
 
 
 def test_planning_sentence_names_the_planning_test_size_only_when_it_differs() -> None:

@@ -4,7 +4,7 @@ block with the markers that `tvbench reproduce --readme` replaces."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from benchmark.study.design import StudyDesign
@@ -202,10 +202,10 @@ def summary_lines(rows: Sequence[Mapping[str, Any]], families: Sequence[str]) ->
 
 def answer_lines(
     design: StudyDesign, rows: Sequence[Mapping[str, Any]], families: Sequence[str], notes: Sequence[str],
-    seeds: int,
+    seeds: str,
 ) -> list[str]:
     """The answer bullets: pre-specification, each family's primary and design rows, the exploratory summary,
-    planning, placement and what the study does not show (`seeds`: the most seeds any variant has)."""
+    planning, placement and what the study does not show (`seeds`: `seeds_label` of the variants' seed counts)."""
     lines = [f"Pre-specified: primary endpoint {design.primary_label}; within each family the comparisons with the "
              "full model form one Holm family, the factorial effects and the direct comparison a second ('design'), "
              "every other metric a third ('exploratory'). Claims use the seed-aware tests (training seeds and test "
@@ -219,16 +219,25 @@ def answer_lines(
     lines += placement([r for r in rows if r["test_family"] == "placement"])
     lines += list(notes)
     lines.append(f"What this does not show: the numbers hold for this benchmark, backbone and budget ({seeds} "
-                 f"seed{'' if seeds == 1 else 's'} per variant); they bound effects here and do not transfer "
+                 "per variant); they bound effects here and do not transfer "
                  "magnitudes to MSR-VTT with ViT-B/32, where the published claim was made without seeds or "
                  "intervals.")  # fmt: skip
     return lines
 
 
+def seeds_label(counts: Iterable[int]) -> str:
+    """'3 seeds', or '5-7 seeds' when trained variants differ; a single-run variant (zero-shot) is left out when
+    others have several seeds."""
+    counts = sorted(set(counts))
+    trained = [c for c in counts if c > 1] or counts or [0]
+    n = f"{trained[0]}" if len(trained) == 1 else f"{trained[0]}-{trained[-1]}"
+    return f"{n} seed{'' if n == '1' else 's'}"
+
+
 def findings_markdown(doc: Mapping[str, Any]) -> str:
     """The README's "What it found" block from a report.json document."""
-    seeds = max((len(v["seeds"]) for v in doc["variants"]), default=0)
-    head = (f"What it found ({seeds} seed{'' if seeds == 1 else 's'} per variant, {doc['n_queries']} test queries, "
+    seeds = seeds_label(len(v["seeds"]) for v in doc["variants"])
+    head = (f"What it found ({seeds} per variant, {doc['n_queries']} test queries, "
             f"preset `{doc['preset']}`{', quick' if doc['quick'] else ''}; from `report.json`):")  # fmt: skip
     calibration = [f"Calibration (DESIGN targets): {doc['calibration']['summary']}"] if doc.get("calibration") else []
     body = [*doc["verdict"], *doc["placement"], *doc["summary"], *calibration, *doc["design"]["notes"]]

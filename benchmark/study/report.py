@@ -24,6 +24,7 @@ from benchmark.study.answer import (
     fmt_ci,
     fmt_p,
     placement,
+    seeds_label,
     summary_lines,
     verdict,
 )
@@ -210,7 +211,7 @@ def write_study_report(
     verdicts = [verdict(f, [r for r in on_primary if r["family"] == f and r["test_family"] in ("primary", "pairwise")],
                         design) for f in families]  # fmt: skip
     placements = placement([r for r in on_primary if r["test_family"] == "placement"])
-    answer = answer_lines(design, rows, families, plan.notes, max(len(v.records) for v in variants.values()))
+    answer = answer_lines(design, rows, families, plan.notes, seeds_label(len(v.records) for v in variants.values()))
     subsets = (synthvtt_subsets(data_root, [t.video_id for t in test_split.texts])
                if preset.benchmark == "synthvtt" else {})  # fmt: skip
     breakdown = subset_breakdown(variants, subsets, settings) if subsets else []
