@@ -13,6 +13,7 @@ from benchmark.study.calibration import (
     TWO_PHASE,
     Row,
     calibration_table,
+    contrast_values,
     summary,
     target_verdicts,
 )
@@ -92,6 +93,16 @@ def test_known_answers_pass_and_fail_where_built() -> None:
     assert idl.status == "pass" and "no detectable change" in idl.detail
     csc = rows["interaction: (glccl-no-csc - glccl) at large minus at small (CSC removed)"]
     assert csc.status == "not run"
+
+
+def test_an_encoder_with_more_seeds_enters_the_interaction_with_its_first_seeds() -> None:
+    study = {"small": _study(n_seeds=5)["small"], "large": _study(n_seeds=7)["large"]}
+    idl = _rows(study)["interaction: (glscl-no-idl - glscl) at large minus at small (IDL removed)"]
+    weights = {"glscl-no-idl": 1.0, "glscl": -1.0}
+    at_large, at_small = (contrast_values(study[e], weights, "random") for e in ("large", "small"))
+    assert at_large.shape[0] == 7 and at_small.shape[0] == 5
+    assert idl.value == float((at_large[:5] - at_small).mean()) and idl.detail.endswith("points (5 seeds each)")
+    assert f"at large {at_large[:5].mean():+.2f}," in idl.detail
 
 
 def test_too_few_seeds_or_too_small_a_scale_fail() -> None:

@@ -180,8 +180,9 @@ def scale_rows(
         if at_large is None or at_small is None:
             tests.append((c, None, None, None, None))
             continue
-        n = min(len(at_large), len(at_small))
-        d = at_large[:n] - at_small[:n]  # paired by seed index: the seeds are independent draws at each size
+        n = min(len(at_large), len(at_small))  # paired by seed index (independent draws at each size): an encoder
+        at_large, at_small = at_large[:n], at_small[:n]  # with more seeds contributes its first n, here and in detail
+        d = at_large - at_small
         tests.append((c, d, seed_aware(d), at_large, at_small))
     for (c, d, _, at_large, at_small), p in zip(tests, _holm([t[2] for t in tests])):
         check = f"interaction: ({c.key}) at {large} minus at {small} ({c.label})"
@@ -194,7 +195,8 @@ def scale_rows(
                    f"no detectable change with size (Holm p = {p:.3g})")  # fmt: skip
         rows.append(Row("4 encoder scale", check, float(d.mean()), f"tested, Holm alpha {alpha}",
                         "fail" if p is None else "pass",
-                        f"{finding}; at {large} {at_large.mean():+.2f}, at {small} {at_small.mean():+.2f} points"))
+                        f"{finding}; at {large} {at_large.mean():+.2f}, at {small} {at_small.mean():+.2f} points "
+                        f"({len(d)} seeds each)"))
     return rows
 
 
